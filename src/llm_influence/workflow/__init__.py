@@ -1,0 +1,1 @@
+"""Glue between Snakemake/DVC and the library: stage runner, provenance, dvc.yaml sync, audit."""
