@@ -18,6 +18,12 @@ from typing import Any
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
@@ -28,6 +34,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp makes 0600; give the usual permissions
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -42,6 +50,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             if old.exists():
@@ -85,7 +94,9 @@ def save_tensors(
     """safetensors with JSON-encoded metadata values (safetensors metadata must be str -> str)."""
     from safetensors.torch import save_file
 
-    meta = {k: json.dumps(v, sort_keys=True, default=_json_default) for k, v in (metadata or {}).items()}
+    meta = {
+        k: json.dumps(v, sort_keys=True, default=_json_default) for k, v in (metadata or {}).items()
+    }
     data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(data, str(tmp), metadata=meta)
@@ -103,7 +114,7 @@ def load_tensors(
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt", device=str(device)) as fh:
         raw_meta = fh.metadata() or {}
-        for key in fh.keys():
+        for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
             tensors[key] = fh.get_tensor(key)
     meta = {k: json.loads(v) for k, v in raw_meta.items()}
     return tensors, meta

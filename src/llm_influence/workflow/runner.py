@@ -1,0 +1,202 @@
+"""Run one Snakemake job: ``workflow/scripts/stage.py`` calls :func:`run_rule`.
+
+The stage function named in ``params.entry`` (``"package.module:function"``) receives a
+:class:`StageContext` whose outputs point at empty temporary siblings of the real outputs. When it
+returns, a ``provenance.json`` goes into every output directory and each temporary is renamed into
+place. If it raises (or the job is killed), no final output appears; leftovers of a killed job are
+hidden ``.<name>.tmp-*`` siblings, removed when the job runs again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from llm_influence.utils.io import write_json
+from llm_influence.workflow.context import StageContext
+from llm_influence.workflow.provenance import PROVENANCE_FILE, build_record
+
+TMP_MARK = ".tmp-"
+
+
+def load_entry(spec: str) -> Callable[[StageContext], Mapping[str, Any] | None]:
+    """Import ``"package.module:function"``."""
+    module_name, sep, func_name = spec.partition(":")
+    if not sep or not module_name or not func_name:
+        raise ValueError(f"stage entry must look like 'package.module:function', got {spec!r}")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, func_name)
+    except AttributeError:
+        raise AttributeError(f"stage entry {spec!r}: {module_name} has no {func_name!r}") from None
+
+
+def temp_sibling(final: Path) -> Path:
+    return final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Delete temporaries that a killed run of this output left behind."""
+    if not final.parent.is_dir():
+        return
+    for stale in final.parent.glob(f".{final.name}{TMP_MARK}*"):
+        _remove(stale)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` onto ``final`` (each step a rename; an existing output is swapped out first)."""
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}{TMP_MARK}old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _remove(old)
+    else:
+        os.replace(tmp, final)
+
+
+def setup_logging(log_path: str | os.PathLike[str] | None) -> logging.Logger:
+    """Log to the rule's log file and to stderr; returns the ``llm_influence`` logger."""
+    logger = logging.getLogger("llm_influence")
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
+def _named(namedlist: Any) -> dict[str, Any]:
+    return {name: value for name, value in namedlist.items()}
+
+
+def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
+    """Directory outputs, from ``params.kinds`` (see ``output_kinds`` in rules/common.smk).
+
+    Without it, every output is taken to be a directory (the layout of docs/design.md).
+    """
+    kinds = getattr(smk.params, "kinds", None) or {}
+    return {name for name in outputs if kinds.get(name, "directory") == "directory"}
+
+
+def run_stage(
+    entry: str | Callable[[StageContext], Mapping[str, Any] | None],
+    *,
+    rule: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, str | os.PathLike[str]],
+    dir_outputs: set[str] | None = None,
+    wildcards: Mapping[str, str] | None = None,
+    threads: int = 1,
+    params_config: Mapping[str, Any] | None = None,
+    code_files: list[str] | None = None,
+    logger: logging.Logger | None = None,
+) -> dict[str, Any]:
+    """Run a stage function with temporary outputs, write provenance, rename into place.
+
+    ``dir_outputs``: names of directory outputs (default: all). Returns the provenance record.
+    """
+    import torch
+
+    from llm_influence.utils.seeding import seed_everything
+
+    logger = logger or logging.getLogger("llm_influence")
+    dir_outputs = set(outputs) if dir_outputs is None else set(dir_outputs)
+    fn = load_entry(entry) if isinstance(entry, str) else entry
+    finals = {name: Path(path) for name, path in outputs.items()}
+    temps: dict[str, Path] = {}
+    try:
+        for name, final in finals.items():
+            remove_stale_temporaries(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temps[name] = temp_sibling(final)
+            if name in dir_outputs:
+                temps[name].mkdir()
+        torch.set_num_threads(max(1, int(threads)))
+        ctx = StageContext(
+            rule=rule,
+            config=dict(config),
+            input={
+                k: [Path(p) for p in v] if isinstance(v, list) else Path(v)
+                for k, v in inputs.items()
+            },
+            output=dict(temps),
+            wildcards=dict(wildcards or {}),
+            threads=int(threads),
+            logger=logger,
+        )
+        seed_everything(ctx.seed)
+        logger.info("rule %s %s: running %s", rule, dict(wildcards or {}), entry)
+        start = time.time()
+        metrics = fn(ctx)
+        end = time.time()
+        record = build_record(
+            rule=rule,
+            wildcards=ctx.wildcards,
+            config=params_config if params_config is not None else config,
+            code_files=code_files or [],
+            seed=ctx.seed,
+            device=ctx.device,
+            threads=ctx.threads,
+            start=start,
+            end=end,
+            metrics=metrics,
+        )
+        for name in dir_outputs:
+            write_json(temps[name] / PROVENANCE_FILE, record)
+        for name, final in finals.items():
+            if not temps[name].exists():
+                raise FileNotFoundError(f"stage {entry} did not write its output {name!r}")
+            _replace(temps[name], final)
+        logger.info("rule %s done in %.1f s", rule, end - start)
+        return record
+    finally:
+        for tmp in temps.values():
+            _remove(tmp)
+
+
+def run_rule(smk: Any) -> dict[str, Any]:
+    """Entry of ``workflow/scripts/stage.py``: run the job described by the ``snakemake`` object."""
+    logger = setup_logging(smk.log[0] if len(smk.log) else None)
+    try:
+        inputs = _named(smk.input)
+        outputs = _named(smk.output)
+        if len(outputs) != len(smk.output):
+            raise ValueError(f"rule {smk.rule}: every output must be named (name=directory(...))")
+        return run_stage(
+            smk.params.entry,
+            rule=smk.rule,
+            config=smk.config,
+            inputs={k: v for k, v in inputs.items() if k != "code"},
+            outputs=outputs,
+            dir_outputs=_dir_outputs(smk, outputs),
+            wildcards=_named(smk.wildcards),
+            threads=smk.threads,
+            params_config=getattr(smk.params, "config", None),
+            code_files=[str(p) for p in inputs.get("code", [])],
+            logger=logger,
+        )
+    except BaseException:
+        logger.exception("rule %s failed", smk.rule)
+        raise

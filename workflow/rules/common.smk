@@ -1,0 +1,87 @@
+# Helpers shared by every rule file: no rules here.
+#
+# Pattern for a rule (see docs/workflow.md, "Adding a rule"):
+#   input:   upstream directories by name + code=code_files(<packages the entry imports>)
+#   output:  one directory() per artifact, under data/ or results/, disjoint from all others
+#   log:     logs/<rule>[/<wildcards>].log
+#   params:  entry="<module>:<function>", config=config_params(<sections>), kinds=output_kinds,
+#            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC)
+#   script:  "../scripts/stage.py"
+# and register the end products with @final_target so that `rule all` builds them.
+from pathlib import Path
+
+from snakemake.io import is_flagged
+
+PACKAGE_ROOT = Path("src/llm_influence")
+
+# Library files every stage runs through (runner, context, provenance, io, seeding).
+CORE_CODE = [
+    "__init__.py",
+    "utils",
+    "workflow/__init__.py",
+    "workflow/context.py",
+    "workflow/runner.py",
+    "workflow/provenance.py",
+]
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.-]+",
+    shard=r"\d+",
+
+
+def _files_under(rel):
+    path = PACKAGE_ROOT / rel
+    if path.is_file():
+        return [str(path)]
+    return sorted(
+        str(p)
+        for p in path.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+
+
+def code_files(*packages):
+    """Library files a rule depends on: the core plus the named subpackages of llm_influence.
+
+    They are rule inputs (Snakemake reruns the rule when one is newer than its output) and
+    `llm-influence dvc-sync` turns them into DVC deps (one per subpackage directory).
+    A package that does not exist yet contributes nothing, so the workflow still parses.
+    """
+    files = []
+    for rel in [*CORE_CODE, *packages]:
+        files.extend(_files_under(rel))
+    return sorted(set(files))
+
+
+def output_kinds(wildcards, output):
+    """`params: kinds=output_kinds` tells the runner which outputs are directories.
+
+    (Scripts receive plain strings, without Snakemake's directory() flag.)
+    """
+    return {
+        name: "directory" if is_flagged(path, "directory") else "file"
+        for name, path in output.items()
+    }
+
+
+def config_params(*sections):
+    """The config values a rule depends on: the top-level seed plus its sections.
+
+    Passed as `params: config=...`: Snakemake reruns the rule when they change, DVC tracks the
+    same keys as `params: config/config.yaml: [seed, <sections>]`.
+    """
+    return {"seed": config["seed"], **{name: config[name] for name in sections}}
+
+
+FINAL_TARGETS = []
+
+
+def final_target(fn):
+    """Register a function returning end products of the workflow (collected by `rule all`)."""
+    FINAL_TARGETS.append(fn)
+    return fn
+
+
+def all_targets():
+    return [target for fn in FINAL_TARGETS for target in fn()]

@@ -1,0 +1,23 @@
+rule corpus:
+    input:
+        code=code_files("corpus"),
+    output:
+        corpus=directory("data/corpus"),
+    log:
+        "logs/corpus.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        entry="llm_influence.corpus.stage:build_corpus",
+        config=config_params("corpus"),
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+@final_target
+def _corpus_targets():
+    return ["data/corpus"]

@@ -1,0 +1,71 @@
+rule tokenizer:
+    input:
+        corpus="data/corpus",
+        code=code_files("models"),
+    output:
+        tokenizer=directory("data/tokenizer"),
+    log:
+        "logs/tokenizer.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        entry="llm_influence.models.stage:train_tokenizer",
+        config=config_params("tokenizer"),
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+rule tokenize:
+    input:
+        corpus="data/corpus",
+        tokenizer="data/tokenizer",
+        code=code_files("models"),
+    output:
+        tokenized=directory("data/tokenized"),
+    log:
+        "logs/tokenize.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        entry="llm_influence.models.stage:tokenize_corpus",
+        config=config_params("tokenizer"),
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+rule pretrain:
+    input:
+        tokenized="data/tokenized",
+        tokenizer="data/tokenizer",
+        code=code_files("models"),
+    output:
+        model=directory("data/models/{model}"),
+    log:
+        "logs/pretrain/{model}.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=1,
+    params:
+        entry="llm_influence.models.stage:pretrain_model",
+        config=lambda wc: config_params("pretrain") | {"device": config["device"]},
+        kinds=output_kinds,
+        metrics=["metrics.json"],
+        plots={"train_log.csv": {"x": "step", "y": "loss"}},
+    script:
+        "../scripts/stage.py"
+
+
+@final_target
+def _model_targets():
+    return expand("data/models/{model}", model=config["models"])

@@ -1,0 +1,25 @@
+rule queries:
+    input:
+        corpus="data/corpus",
+        tokenizer="data/tokenizer",
+        code=code_files("queries"),
+    output:
+        queries=directory("data/queries"),
+    log:
+        "logs/queries.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        entry="llm_influence.queries.stage:build_queries",
+        config=config_params("queries"),
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+@final_target
+def _query_targets():
+    return ["data/queries"]

@@ -1,0 +1,27 @@
+rule tfidf:
+    input:
+        corpus="data/corpus",
+        tokenized="data/tokenized",
+        queries="data/queries",
+        code=code_files("filtering"),
+    output:
+        tfidf=directory("results/tfidf"),
+    log:
+        "logs/tfidf.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        entry="llm_influence.filtering.stage:build_candidates",
+        config=config_params("tfidf"),
+        kinds=output_kinds,
+        metrics=["metrics.json"],
+    script:
+        "../scripts/stage.py"
+
+
+@final_target
+def _tfidf_targets():
+    return ["results/tfidf"]
