@@ -1,0 +1,73 @@
+"""EK-FAC influence engine (Grosse et al. 2023) on the MLP layers of HF causal LMs.
+
+Fit:   cov = fit_covariance(model, batches, cfg); eig = compute_eigenbasis(cov);
+       corr = fit_eigen_correction(model, batches, eig, cfg); factors = build_factors(eig, corr, cfg)
+       (or fit_factors(model, batches, cfg)).
+Score: q = precondition_queries(model, factors, query_batches, scfg);
+       scores = score_training(model, factors, q, train_batches, scfg)  (or iter_scores to stream).
+No Snakemake imports here; the stage glue lives in llm_influence.scoring.
+"""
+
+from .arguments import FitConfig, ScoreConfig
+from .errors import (
+    EmptyCompletionError,
+    FactorMismatchError,
+    InfluenceError,
+    ModuleMatchError,
+    NonFiniteGradientError,
+    SequenceTooLongError,
+)
+from .factors import (
+    CorrectionStats,
+    CovarianceStats,
+    Eigenbasis,
+    Factors,
+    build_factors,
+    check_factors,
+    compute_eigenbasis,
+    fit_covariance,
+    fit_eigen_correction,
+    fit_factors,
+)
+from .modules import find_tracked_modules, make_batches, model_fingerprint, sample_targets
+from .scoring import (
+    PreconditionedQueries,
+    ScoreBatch,
+    Scores,
+    iter_scores,
+    precondition_queries,
+    score_training,
+    self_influence,
+)
+
+__all__ = [
+    "CorrectionStats",
+    "CovarianceStats",
+    "Eigenbasis",
+    "EmptyCompletionError",
+    "FactorMismatchError",
+    "Factors",
+    "FitConfig",
+    "InfluenceError",
+    "ModuleMatchError",
+    "NonFiniteGradientError",
+    "PreconditionedQueries",
+    "ScoreBatch",
+    "ScoreConfig",
+    "Scores",
+    "SequenceTooLongError",
+    "build_factors",
+    "check_factors",
+    "compute_eigenbasis",
+    "find_tracked_modules",
+    "fit_covariance",
+    "fit_eigen_correction",
+    "fit_factors",
+    "iter_scores",
+    "make_batches",
+    "model_fingerprint",
+    "precondition_queries",
+    "sample_targets",
+    "score_training",
+    "self_influence",
+]
