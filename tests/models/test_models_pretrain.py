@@ -258,3 +258,21 @@ def _world(corpus_dir):
     write_json(
         corpus_dir / "world.json", {"facts": facts, "categories": ["fact", "filler", "general"]}
     )
+
+
+@pytest.mark.parametrize("arch", ["tiny", "tinyllama"])
+def test_lm_loss_equals_hf_loss(tokenized_dir, arch):
+    """The trimmed, head-on-kept-positions loss is the HF loss with labels -100 on padding."""
+    from llm_influence.models.train import labels_for, lm_loss
+    from llm_influence.utils.io import load_tensors
+
+    train, _ = load_tensors(tokenized_dir / "train.safetensors")
+    batch = {k: train[k][:8] for k in ("input_ids", "attention_mask")}
+    torch.manual_seed(0)
+    model = build_model(
+        TrainSpec(models=make_config()["pretrain"]["models"]).model(arch), 400, 0, 1
+    )
+    ours, n = lm_loss(model, batch["input_ids"], batch["attention_mask"])
+    reference = model(**batch, labels=labels_for(batch)).loss
+    assert n == int(batch["attention_mask"][:, 1:].sum())
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)

@@ -65,6 +65,28 @@ def labels_for(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
 
 
+def lm_loss(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, reduction: str = "mean"
+) -> tuple[torch.Tensor, int]:
+    """Next-token cross-entropy over non-pad targets; returns (loss, number of predicted tokens).
+
+    Equal to ``model(..., labels=labels_for(batch)).loss`` (mean reduction), only cheaper on CPU:
+    right padding beyond the longest sequence of the batch is cut off (a causal model's earlier
+    positions never see it), and the LM head (d x vocab, the largest matmul of a small model) runs
+    only on the positions whose target counts.
+    """
+    width = int(attention_mask.sum(dim=1).max())
+    input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
+    hidden = model.base_model(
+        input_ids=input_ids, attention_mask=attention_mask
+    ).last_hidden_state  # (B, T, d)
+    keep = attention_mask[:, 1:].bool()  # (B, T-1): position t predicts token t+1
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])  # (n, V)
+    targets = input_ids[:, 1:][keep]  # (n,)
+    loss = nn.functional.cross_entropy(logits.float(), targets, reduction=reduction)
+    return loss, int(targets.numel())
+
+
 @torch.no_grad()
 def heldout_loss(
     model: nn.Module, tensors: dict[str, torch.Tensor], batch_size: int = 64, device="cpu"
@@ -78,13 +100,9 @@ def heldout_loss(
     for start in range(0, len(tensors["input_ids"]), batch_size):
         ids = tensors["input_ids"][start : start + batch_size].to(device)
         mask = tensors["attention_mask"][start : start + batch_size].to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)  # (B, T-1)
-        loss = nn.functional.cross_entropy(
-            logits.transpose(1, 2), targets, ignore_index=-100, reduction="sum"
-        )
+        loss, n = lm_loss(model, ids, mask, reduction="sum")
         total += loss.item()
-        count += int((targets != -100).sum())
+        count += n
     model.train(was_training)
     return total / max(count, 1)
 
@@ -155,7 +173,9 @@ def pretrain(
         lr = lr_at(step, steps, recipe)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = model(**batch, labels=labels_for(batch)).loss  # mean over non-pad predicted tokens
+        loss, _ = lm_loss(
+            model, batch["input_ids"], batch["attention_mask"]
+        )  # mean over non-pad targets
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.grad_clip > 0:
