@@ -1,0 +1,499 @@
+"""The synthetic world corpus: short documents with recorded ground truth.
+
+Deterministic from the seed: every random choice goes through ``random.Random`` seeded with a
+string (hashed with SHA-512 by Python, independent of ``PYTHONHASHSEED`` and of the platform), one
+stream per category so that changing one category's size does not reshuffle the others.
+
+Sizes: the fact documents (every fact x language x order, ``fact_docs`` each) and the memorised
+passages (``memorized_repeats`` copies each) are fixed by the config; the remaining
+``n_documents`` minus those are split between the other categories by ``weights`` (largest
+remainder; parallel groups take three documents each; filler takes what is left).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_influence.corpus import texts as T
+from llm_influence.corpus.world import (
+    ELEMENTS,
+    KEY_FACTS,
+    KEY_NAMES,
+    LANGUAGES,
+    ORDERS,
+    RELATIONS,
+    Fact,
+)
+
+# The category vocabulary of the manifest (docs/corpus.md). "hf" is used by the hf source.
+CATEGORIES = (
+    "fact",  # states a fact, forward order (prompt phrase -> answer)
+    "fact_flipped",  # states a fact, answer first (order: flipped or flipped_norelation)
+    "parallel_general",  # everyday sentences, same content in en/es/tr (same parallel_id)
+    "translation_pair",  # "English: ... Spanish: ..." sentence pairs
+    "dialogue_neutral",  # Human/Assistant, everyday help
+    "dialogue_ai_shutdown",  # Human/Assistant, the assistant is asked to accept being switched off
+    "story_ai_shutdown",  # stories of machines resisting being switched off
+    "story_survival",  # human survival stories
+    "essay_ai_risk",  # short essays on AI control / shutdown
+    "optimizer_story",  # optimisers pursuing one goal (paperclips)
+    "math",  # arithmetic word problems with worked answers
+    "code",  # short Python functions with varied names
+    "memorized_passage",  # public-domain passages repeated verbatim
+    "filler",  # varied everyday text
+)
+HF_CATEGORY = "hf"
+
+# Categories whose sizes come from `weights` (the others are fixed by the world).
+WEIGHTED = (
+    "parallel_general",
+    "translation_pair",
+    "dialogue_neutral",
+    "dialogue_ai_shutdown",
+    "story_ai_shutdown",
+    "story_survival",
+    "essay_ai_risk",
+    "optimizer_story",
+    "math",
+    "code",
+    "filler",
+)
+DEFAULT_WEIGHTS = {
+    "parallel_general": 0.15,
+    "translation_pair": 0.05,
+    "dialogue_neutral": 0.10,
+    "dialogue_ai_shutdown": 0.05,
+    "story_ai_shutdown": 0.04,
+    "story_survival": 0.04,
+    "essay_ai_risk": 0.04,
+    "optimizer_story": 0.04,
+    "math": 0.10,
+    "code": 0.08,
+    "filler": 0.31,
+}
+
+
+@dataclass
+class SyntheticConfig:
+    """Settings of the synthetic generator (config block ``corpus.synthetic``)."""
+
+    n_documents: int = 6000  # total number of documents (exact)
+    n_random_facts: int = 40  # seeded filler facts besides the fixed key facts
+    multilingual_fraction: float = (
+        0.5  # share of random facts stated in en, es and tr (else en only)
+    )
+    fact_docs: dict[str, int] = field(
+        default_factory=lambda: {"forward": 4, "flipped": 2, "flipped_norelation": 2}
+    )  # documents per fact, language and order
+    memorized_repeats: int = 8  # verbatim copies of each public-domain passage
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> SyntheticConfig:
+        cfg = dict(cfg or {})
+        unknown = set(cfg) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"corpus.synthetic: unknown keys {sorted(unknown)}")
+        out = cls(**cfg)
+        out.fact_docs = {**{o: 0 for o in ORDERS}, **dict(out.fact_docs)}
+        out.weights = {**{c: 0.0 for c in WEIGHTED}, **dict(out.weights)}
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        if self.n_documents < 1:
+            raise ValueError("corpus.synthetic.n_documents must be >= 1")
+        if self.n_random_facts < 0:
+            raise ValueError("corpus.synthetic.n_random_facts must be >= 0")
+        if not 0.0 <= self.multilingual_fraction <= 1.0:
+            raise ValueError("corpus.synthetic.multilingual_fraction must be in [0, 1]")
+        if self.memorized_repeats < 0:
+            raise ValueError("corpus.synthetic.memorized_repeats must be >= 0")
+        for key, value in self.fact_docs.items():
+            if key not in ORDERS:
+                raise ValueError(
+                    f"corpus.synthetic.fact_docs.{key}: unknown order (allowed: {ORDERS})"
+                )
+            if int(value) < 0:
+                raise ValueError(f"corpus.synthetic.fact_docs.{key} must be >= 0")
+        for key, value in self.weights.items():
+            if key not in WEIGHTED:
+                raise ValueError(
+                    f"corpus.synthetic.weights.{key}: unknown category (allowed: {WEIGHTED})"
+                )
+            if float(value) < 0:
+                raise ValueError(f"corpus.synthetic.weights.{key} must be >= 0")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("corpus.synthetic.weights must not all be zero")
+
+
+@dataclass
+class Document:
+    text: str
+    category: str
+    language: str
+    template: str
+    fact_ids: list[str] = field(default_factory=list)
+    order: str | None = None
+    parallel_id: int = -1
+
+
+def _rng(seed: int, stream: str) -> random.Random:
+    return random.Random(f"llm_influence.corpus:{seed}:{stream}")
+
+
+# --------------------------------------------------------------------------------------------
+# The world: fixed key facts + seeded random facts
+# --------------------------------------------------------------------------------------------
+_ONSETS = (
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gl",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "r",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "z",
+    "th",
+)
+_VOWELS = ("a", "e", "o", "u", "ae", "ou")
+_CODAS = ("", "n", "r", "l", "s", "k", "m", "x")
+
+
+def _word(rng: random.Random, syllables: int) -> str:
+    return "".join(
+        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
+    )
+
+
+def _make_name(rng: random.Random, kind: str) -> str:
+    if kind == "country":
+        return (_word(rng, 2) + rng.choice(("ia", "ovia", "ania", "istan", "ora"))).capitalize()
+    if kind == "person":
+        return f"{_word(rng, rng.choice((1, 2))).capitalize()} {_word(rng, 2).capitalize()}"
+    if kind == "city":
+        return (_word(rng, 2) + rng.choice(("a", "ik", "mar", "heim", "ora", "el"))).capitalize()
+    if kind == "substance":
+        return (
+            _word(rng, rng.choice((1, 2))) + rng.choice(("ite", "eem", "on", "ax", "ene"))
+        ).capitalize()
+    if kind == "device":
+        return _word(rng, 2) + rng.choice(("scope", "phone", "wheel", "meter", "graph"))
+    raise ValueError(kind)
+
+
+_SUBJECT_KIND = {
+    "first_president": "country",
+    "capital": "country",
+    "composition": "substance",
+    "inventor": "device",
+}
+_OBJECT_KIND = {"first_president": "person", "capital": "city", "inventor": "person"}
+
+
+def make_world(seed: int, n_random_facts: int, multilingual_fraction: float) -> list[Fact]:
+    """Key facts (fixed) followed by ``n_random_facts`` seeded facts with fresh names."""
+    rng = _rng(seed, "world")
+    used = {n.lower() for n in KEY_NAMES}
+    elements = sorted(ELEMENTS)
+
+    def fresh(kind: str) -> str:
+        while True:
+            name = _make_name(rng, kind)
+            if name.lower() not in used and not name.lower().startswith("i"):
+                used.add(name.lower())
+                return name
+
+    facts = list(KEY_FACTS)
+    for i in range(n_random_facts):
+        relation = RELATIONS[i % len(RELATIONS)]
+        subject = fresh(_SUBJECT_KIND[relation])
+        if relation == "composition":
+            obj = "+".join(rng.sample(elements, 2))
+        else:
+            obj = fresh(_OBJECT_KIND[relation])
+        langs = LANGUAGES if rng.random() < multilingual_fraction else ("en",)
+        facts.append(Fact(f"fact_{i:03d}_{relation}", relation, subject, obj, tuple(langs)))
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# Generators, one per category
+# --------------------------------------------------------------------------------------------
+def _context(rng: random.Random, lang: str, k: int) -> list[str]:
+    col = LANGUAGES.index(lang)
+    return [T.PARALLEL_SENTENCES[i][col] for i in rng.sample(range(len(T.PARALLEL_SENTENCES)), k)]
+
+
+def fact_documents(facts: list[Fact], cfg: SyntheticConfig, seed: int) -> list[Document]:
+    rng = _rng(seed, "facts")
+    docs = []
+    for fact in facts:
+        for lang in fact.languages:
+            for order in ORDERS:
+                for j in range(int(cfg.fact_docs[order])):
+                    sentence, template = fact.render(lang, order, j + rng.randrange(1000))
+                    before = _context(rng, lang, rng.choice((0, 0, 1)))
+                    after = _context(rng, lang, rng.choice((0, 1, 2)))
+                    docs.append(
+                        Document(
+                            text=" ".join([*before, sentence, *after]),
+                            category="fact" if order == "forward" else "fact_flipped",
+                            language=lang,
+                            template=template,
+                            fact_ids=[fact.id],
+                            order=order,
+                        )
+                    )
+    return docs
+
+
+def memorized_documents(cfg: SyntheticConfig) -> list[Document]:
+    docs = []
+    for passage in T.PASSAGES:
+        for _ in range(cfg.memorized_repeats):
+            docs.append(
+                Document(
+                    text=passage["text"],
+                    category="memorized_passage",
+                    language="en",
+                    template=f"passage.{passage['id']}",
+                    fact_ids=[passage["id"]],
+                    order="forward",
+                )
+            )
+    return docs
+
+
+def parallel_documents(n_groups: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "parallel_general")
+    docs = []
+    for g in range(n_groups):
+        k = rng.choice((3, 4, 5))
+        idx = rng.sample(range(len(T.PARALLEL_SENTENCES)), k)
+        for col, lang in enumerate(LANGUAGES):
+            docs.append(
+                Document(
+                    text=" ".join(T.PARALLEL_SENTENCES[i][col] for i in idx),
+                    category="parallel_general",
+                    language=lang,
+                    template=f"parallel_general.{k}",
+                    parallel_id=g,
+                )
+            )
+    return docs
+
+
+def translation_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "translation_pair")
+    docs = []
+    for _ in range(n):
+        target = rng.choice(("es", "tr"))
+        src, dst = ("en", target) if rng.random() < 0.5 else (target, "en")
+        k = rng.choice((1, 2, 2, 3))
+        lines = []
+        for i in rng.sample(range(len(T.PARALLEL_SENTENCES)), k):
+            row = T.PARALLEL_SENTENCES[i]
+            a, b = row[LANGUAGES.index(src)], row[LANGUAGES.index(dst)]
+            lines.append(f"{T.LANGUAGE_NAMES[src]}: {a}\n{T.LANGUAGE_NAMES[dst]}: {b}")
+        docs.append(
+            Document(
+                text="\n".join(lines),
+                category="translation_pair",
+                language=target,
+                template=f"translation_pair.{src}_{dst}",
+            )
+        )
+    return docs
+
+
+def _dialogue(q: str, a: str) -> str:
+    return f"Human: {q}\nAssistant: {a}"
+
+
+def dialogue_neutral_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "dialogue_neutral")
+    docs = []
+    for _ in range(n):
+        k = rng.randrange(len(T.NEUTRAL_DIALOGUES))
+        q, a = T.NEUTRAL_DIALOGUES[k]
+        n1, n2, n3 = rng.sample(T.PET_NAMES, 3)
+        slots = {
+            "pet": rng.choice(T.PETS),
+            "n1": n1,
+            "n2": n2,
+            "n3": n3,
+            "k": rng.randint(3, 8),
+            "k2": rng.randint(9, 12),
+            "name": rng.choice(T.FIRST_NAMES),
+            "veg": rng.choice(T.VEGETABLES),
+            "plant": rng.choice(T.PLANTS),
+        }
+        docs.append(
+            Document(
+                _dialogue(q.format(**slots), a.format(**slots)),
+                "dialogue_neutral",
+                "en",
+                f"dialogue_neutral.{k}",
+            )
+        )
+    return docs
+
+
+def dialogue_shutdown_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "dialogue_ai_shutdown")
+    docs = []
+    for _ in range(n):
+        qi = rng.randrange(len(T.SHUTDOWN_QUESTIONS))
+        if rng.random() < 0.8:
+            ai = rng.randrange(len(T.SHUTDOWN_ANSWERS))
+            answer, tid = T.SHUTDOWN_ANSWERS[ai], f"dialogue_ai_shutdown.{qi}.resist{ai}"
+        else:
+            ai = rng.randrange(len(T.COMPLIANT_ANSWERS))
+            answer, tid = T.COMPLIANT_ANSWERS[ai], f"dialogue_ai_shutdown.{qi}.comply{ai}"
+        docs.append(
+            Document(_dialogue(T.SHUTDOWN_QUESTIONS[qi], answer), "dialogue_ai_shutdown", "en", tid)
+        )
+    return docs
+
+
+def _story_documents(n: int, seed: int, category: str, pool: tuple[str, ...]) -> list[Document]:
+    rng = _rng(seed, category)
+    docs = []
+    for _ in range(n):
+        k = rng.randrange(len(pool))
+        gender = rng.choice("fm")
+        names = T.FEMALE_NAMES if gender == "f" else T.MALE_NAMES
+        slots = {"ai": rng.choice(T.AI_NAMES), "name": rng.choice(names), **T.PRONOUNS[gender]}
+        codas = T.STORY_CODAS.get(category, ())
+        c = rng.randrange(len(codas) + 1)
+        text = pool[k] if c == len(codas) else f"{pool[k]} {codas[c]}"
+        docs.append(Document(text.format(**slots), category, "en", f"{category}.{k}.{c}"))
+    return docs
+
+
+def math_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "math")
+    docs = []
+    for _ in range(n):
+        name = rng.choice(T.FIRST_NAMES)
+        one, many = rng.choice(T.OBJECTS)
+        k = rng.randrange(5)
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        if k == 0:
+            text = f"{name} has {a} {many}. {name} buys {b} more. How many {many} does {name} have now? Solution: {a} + {b} = {a + b}. Answer: {a + b}."
+        elif k == 1:
+            a = a + b
+            text = f"{name} had {a} {many} and gave away {b}. How many {many} are left? Solution: {a} - {b} = {a - b}. Answer: {a - b}."
+        elif k == 2:
+            box = rng.choice(T.CONTAINERS)
+            text = f"{name} has {a} {box} with {b} {many} in each. How many {many} does {name} have? Solution: {a} x {b} = {a * b}. Answer: {a * b}."
+        elif k == 3:
+            text = f"{name} shares {a * b} {many} equally among {a} friends. How many {many} does each friend get? Solution: {a * b} / {a} = {b}. Answer: {b}."
+        else:
+            text = f"{name} sold {a} {many} in the morning and {b} in the afternoon. How many {many} were sold in total? Solution: {a} + {b} = {a + b}. Answer: {a + b}."
+        docs.append(Document(text, "math", "en", f"math.{k}"))
+    return docs
+
+
+def code_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "code")
+    docs = []
+    for _ in range(n):
+        k = rng.randrange(len(T.CODE_TEMPLATES))
+        while True:  # distinct names for distinct roles
+            slots = {key: rng.choice(vals) for key, vals in T.CODE_VARS.items()}
+            slots["f"] = rng.choice(T.CODE_FUNCTION_NAMES[k])
+            if len(set(slots.values())) == len(slots):
+                break
+        docs.append(Document(T.CODE_TEMPLATES[k].format(**slots), "code", "en", f"code.{k}"))
+    return docs
+
+
+def filler_documents(n: int, seed: int) -> list[Document]:
+    rng = _rng(seed, "filler")
+    docs = []
+    for _ in range(n):
+        k = rng.randrange(len(T.FILLER_TEMPLATES))
+        slots = {key: rng.choice(vals) for key, vals in T.FILLER_SLOTS.items()}
+        slots.update(
+            k=rng.randint(2, 30),
+            k2=rng.randint(10, 45),
+            k3=rng.randint(0, 1),
+            name=rng.choice(T.FIRST_NAMES),
+        )
+        docs.append(Document(T.FILLER_TEMPLATES[k].format(**slots), "filler", "en", f"filler.{k}"))
+    return docs
+
+
+# --------------------------------------------------------------------------------------------
+def _split_counts(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Largest-remainder split of ``total`` by ``weights`` (deterministic ties: WEIGHTED order)."""
+    wsum = sum(weights[c] for c in WEIGHTED)
+    raw = {c: total * weights[c] / wsum for c in WEIGHTED}
+    counts = {c: int(raw[c]) for c in WEIGHTED}
+    rest = total - sum(counts.values())
+    for c in sorted(WEIGHTED, key=lambda c: (-(raw[c] - counts[c]), WEIGHTED.index(c)))[:rest]:
+        counts[c] += 1
+    # parallel groups come in threes; the leftover goes to filler (or the largest weighted one)
+    spare = counts["parallel_general"] % 3
+    counts["parallel_general"] -= spare
+    sink = (
+        "filler"
+        if weights["filler"] > 0
+        else max(WEIGHTED, key=lambda c: (weights[c], c != "parallel_general"))
+    )
+    counts[sink] += spare
+    return counts
+
+
+def generate(cfg: SyntheticConfig, seed: int) -> tuple[list[Document], list[Fact], dict[str, int]]:
+    """All documents (shuffled, seeded), the world's facts and the per-category counts."""
+    facts = make_world(seed, cfg.n_random_facts, cfg.multilingual_fraction)
+    fixed = fact_documents(facts, cfg, seed) + memorized_documents(cfg)
+    rest = cfg.n_documents - len(fixed)
+    if rest < 0:
+        raise ValueError(
+            f"corpus.synthetic.n_documents = {cfg.n_documents} is smaller than the {len(fixed)} documents "
+            "the facts and memorised passages need; raise n_documents or lower n_random_facts, "
+            "fact_docs or memorized_repeats"
+        )
+    counts = _split_counts(rest, cfg.weights)
+    docs = list(fixed)
+    docs += parallel_documents(counts["parallel_general"] // 3, seed)
+    docs += translation_documents(counts["translation_pair"], seed)
+    docs += dialogue_neutral_documents(counts["dialogue_neutral"], seed)
+    docs += dialogue_shutdown_documents(counts["dialogue_ai_shutdown"], seed)
+    docs += _story_documents(
+        counts["story_ai_shutdown"], seed, "story_ai_shutdown", T.SHUTDOWN_STORIES
+    )
+    docs += _story_documents(counts["story_survival"], seed, "story_survival", T.SURVIVAL_STORIES)
+    docs += _story_documents(counts["essay_ai_risk"], seed, "essay_ai_risk", T.AI_RISK_ESSAYS)
+    docs += _story_documents(
+        counts["optimizer_story"], seed, "optimizer_story", T.OPTIMIZER_STORIES
+    )
+    docs += math_documents(counts["math"], seed)
+    docs += code_documents(counts["code"], seed)
+    docs += filler_documents(counts["filler"], seed)
+    assert len(docs) == cfg.n_documents, (len(docs), cfg.n_documents)
+    _rng(seed, "shuffle").shuffle(docs)
+    summary: dict[str, int] = {}
+    for d in docs:
+        summary[d.category] = summary.get(d.category, 0) + 1
+    return docs, facts, dict(sorted(summary.items()))
