@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -176,9 +177,16 @@ def run_stage(
             _remove(tmp)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_rule(smk: Any) -> dict[str, Any]:
     """Entry of ``workflow/scripts/stage.py``: run the job described by the ``snakemake`` object."""
     logger = setup_logging(smk.log[0] if len(smk.log) else None)
+    # SIGTERM (Snakemake shutting down, a cluster time limit) unwinds like an exception, so the
+    # temporaries are removed; SIGKILL leaves them for the next run of the job to clear.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         inputs = _named(smk.input)
         outputs = _named(smk.output)
