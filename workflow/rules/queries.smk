@@ -2,7 +2,7 @@ rule queries:
     input:
         corpus="data/corpus",
         tokenizer="data/tokenizer",
-        code=code_files("queries"),
+        code=code_files("queries", "corpus", "models"),
     output:
         queries=directory("data/queries"),
     log:

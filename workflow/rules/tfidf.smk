@@ -3,7 +3,7 @@ rule tfidf:
         corpus="data/corpus",
         tokenized="data/tokenized",
         queries="data/queries",
-        code=code_files("filtering"),
+        code=code_files("filtering", "studies/__init__.py", "studies/retrieval.py"),
     output:
         tfidf=directory("results/tfidf"),
     log:

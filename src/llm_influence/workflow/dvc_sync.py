@@ -140,20 +140,37 @@ def _rule_order(jobs: Sequence[Job]) -> list[str]:
     return order
 
 
-def code_deps(files: Sequence[str]) -> list[str]:
-    """Library files -> DVC deps: a subpackage directory stands for all its files.
+def package_files(directory: Path) -> set[str]:
+    """Files of a library directory as ``code_files`` in rules/common.smk lists them."""
+    return {
+        str(p)
+        for p in directory.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
 
-    Single files for the package root and for ``workflow/`` (whose dvc_sync/audit/cli code does
-    not change any artifact).
+
+def code_deps(files: Sequence[str], root: str | os.PathLike[str] = ".") -> list[str]:
+    """Library files -> DVC deps: a whole subpackage becomes its directory.
+
+    A subpackage the rule uses only in part, the package root and ``workflow/`` (whose
+    dvc_sync/audit code changes no artifact) stay single files.
     """
-    deps = set()
+    by_package: dict[str, set[str]] = {}
+    deps: set[str] = set()
     for f in files:
         path = Path(f)
         parts = path.relative_to(PACKAGE_DIR).parts if path.is_relative_to(PACKAGE_DIR) else ()
         if len(parts) > 1 and parts[0] != "workflow":
-            deps.add(f"{PACKAGE_DIR}/{parts[0]}")
+            by_package.setdefault(f"{PACKAGE_DIR}/{parts[0]}", set()).add(f)
         else:
             deps.add(f)
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        for package, used in by_package.items():
+            deps |= {package} if used == package_files(Path(package)) else used
+    finally:
+        os.chdir(cwd)
     return sorted(deps)
 
 
@@ -165,13 +182,17 @@ def snakemake_cmd(job: Job, configfile: str) -> str:
     return " ".join(parts)
 
 
-def build_dvc_yaml(jobs: Sequence[Job], configfile: str = DEFAULT_CONFIGFILE) -> dict[str, Any]:
+def build_dvc_yaml(
+    jobs: Sequence[Job],
+    configfile: str = DEFAULT_CONFIGFILE,
+    root: str | os.PathLike[str] = ".",
+) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     metrics: list[str] = []
     plots: list[dict[str, Any]] = []
     for job in jobs:
         stage: dict[str, Any] = {"cmd": snakemake_cmd(job, configfile)}
-        stage["deps"] = [*job.inputs, *code_deps(job.code), STAGE_SCRIPT]
+        stage["deps"] = [*job.inputs, *code_deps(job.code, root), STAGE_SCRIPT]
         if job.config_keys:
             stage["params"] = [{configfile: list(job.config_keys)}]
         stage["outs"] = list(job.outputs)
@@ -191,7 +212,7 @@ def build_dvc_yaml(jobs: Sequence[Job], configfile: str = DEFAULT_CONFIGFILE) ->
 
 def render(root: str | os.PathLike[str] = ".", configfile: str = DEFAULT_CONFIGFILE) -> str:
     """The text of dvc.yaml for the workflow in ``root`` and ``configfile``."""
-    doc = build_dvc_yaml(workflow_jobs(root, configfile), configfile)
+    doc = build_dvc_yaml(workflow_jobs(root, configfile), configfile, root)
     body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
     return HEADER.format(configfile=configfile) + body
 
