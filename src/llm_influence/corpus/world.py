@@ -58,7 +58,7 @@ def _ucfirst(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Templates: {S} subject, {O} answer, {Oc} answer with a capital first letter (sentence start).
+# Templates: {S} subject ({Sc} capitalised), {O} answer, {Oc} answer with a capital first letter (sentence start).
 # Every forward template contains the prompt phrase followed (later) by {O}; every flipped one
 # puts {O}/{Oc} first and keeps a relation word; every flipped_norelation one puts the answer
 # before the subject and contains no relation word.
@@ -239,7 +239,7 @@ TEMPLATES: dict[str, dict[str, dict[str, list[str]]]] = {
         },
         "tr": {
             "forward": [
-                "{S} cihazını icat eden kişi {O} idi.",
+                "{Sc} cihazını icat eden kişi {O} idi.",
                 "Çok az kişi bilir ki {S} cihazını icat eden kişi {O} idi.",
             ],
             "flipped": [
@@ -298,7 +298,7 @@ QUERY_PROMPTS: dict[str, dict[str, str]] = {
     "inventor": {
         "en": "The {S} was invented by",
         "es": "El {S} fue inventado por",
-        "tr": "{S} cihazını icat eden kişi",
+        "tr": "{Sc} cihazını icat eden kişi",
     },
 }
 
@@ -345,7 +345,7 @@ class Fact:
     def phrases(self, lang: str) -> dict:
         rel = self.relation
         return {
-            "prompt": QUERY_PROMPTS[rel][lang].format(S=self.subject),
+            "prompt": QUERY_PROMPTS[rel][lang].format(S=self.subject, Sc=_ucfirst(self.subject)),
             "prompt_phrase": PROMPT_PHRASES[rel][lang].format(S=self.subject),
             "answer": self.answer(lang),
             "subject_phrase": SUBJECT_PHRASES[rel][lang].format(S=self.subject),
@@ -357,7 +357,9 @@ class Fact:
         family = TEMPLATES[self.relation][lang][order]
         k = index % len(family)
         answer = self.answer(lang)
-        text = family[k].format(S=self.subject, O=answer, Oc=_ucfirst(answer))
+        text = family[k].format(
+            S=self.subject, Sc=_ucfirst(self.subject), O=answer, Oc=_ucfirst(answer)
+        )
         return text, f"{self.relation}.{lang}.{order}.{k}"
 
     def to_json(self) -> dict:
