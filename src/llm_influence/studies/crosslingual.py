@@ -1,0 +1,78 @@
+"""Cross-lingual (paper Fig. 15–16): do the English query's top sequences also raise its translations?
+
+For each English query with translations (``translation_of`` links) and each model size: the top-k
+(default 10) English training sequences by influence on the English query, scored against each
+translated query. Statistic: ratio = mean influence on the translation / mean influence on the
+English query over those k sequences (per pair); the model's scalar is the mean over pairs. The
+paper finds it near zero for the smallest model and rising with size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from llm_influence.studies.figures import new_figure, styled
+
+
+def crosslingual_table(
+    scores: pd.DataFrame,
+    queries: pd.DataFrame,
+    manifest: pd.DataFrame | None = None,
+    *,
+    k: int = 10,
+    source_language: str = "en",
+) -> pd.DataFrame:
+    """(model, query, translation, language, rank, doc_id, influence_source, influence_translation)."""
+    pairs = [
+        (str(r["translation_of"]), str(r["name"]), str(r["language"]))
+        for _, r in queries.iterrows()
+        if isinstance(r["translation_of"], str) and r["translation_of"]
+    ]
+    if manifest is not None and "language" in manifest:
+        eng = set(manifest.loc[manifest["language"] == source_language, "doc_id"].astype(int))
+        pool = scores[scores["doc_id"].isin(eng)]
+    else:
+        pool = scores
+    rows = []
+    for model, grp in pool.groupby("model", sort=False):
+        by_q = {q: g.set_index("doc_id")["influence"] for q, g in grp.groupby("query")}
+        for src, tr, lang in pairs:
+            if src not in by_q or tr not in by_q:
+                continue
+            s = by_q[src]
+            top = s.reset_index().sort_values(["influence", "doc_id"], ascending=[False, True]).head(k)
+            for rank, (d, v) in enumerate(zip(top["doc_id"], top["influence"]), start=1):
+                rows.append((model, src, tr, lang, rank, int(d), float(v), float(by_q[tr].get(d, np.nan))))
+    cols = ["model", "query", "translation", "language", "rank", "doc_id", "influence_source",
+            "influence_translation"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def crosslingual_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """(model, query, translation, language, ratio) with ratio = mean(translation) / mean(source)."""
+    g = table.groupby(["model", "query", "translation", "language"], sort=False)
+    out = g[["influence_source", "influence_translation"]].mean().reset_index()
+    out["ratio"] = out["influence_translation"] / out["influence_source"]
+    return out
+
+
+def plot_crosslingual(table: pd.DataFrame, title: str, ax: Axes | None = None) -> Figure:
+    """Heatmap: rows = model · query → translation, columns = rank of the English sequence,
+    colour = influence on the translation / influence on the English query of that sequence."""
+    import seaborn as sns
+
+    t = table.copy()
+    t["pair"] = t["model"].astype(str) + " · " + t["query"] + " → " + t["language"]
+    t["rel"] = t["influence_translation"] / t["influence_source"]
+    wide = t.pivot_table(index="pair", columns="rank", values="rel", sort=False)
+    with styled():
+        fig, ax = new_figure(ax, (7.0, 1.2 + 0.32 * max(len(wide), 1)))
+        sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-1.0, vmax=1.0,
+                    cbar_kws={"label": "translated / English influence"})  # fmt: skip
+        ax.set_title(title)
+        ax.set_xlabel("rank of the sequence for the English query")
+        ax.set_ylabel("model · query → language")
+    return fig

@@ -1,0 +1,261 @@
+"""Reading the workflow's artifacts into tidy tables, and the shared notions of the studies.
+
+Formats: docs/design.md ("Artifacts"). Every study works on long/tidy pandas frames:
+``scores`` = (model, query, doc_id, influence), ``top`` = scores + rank (1 = most influential).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llm_influence.utils.io import load_tensors, read_json
+
+# query kinds (tags of config/queries/*.yaml), in the order used to pick a query's main kind
+KINDS = ("memorisation", "factual", "math", "code", "translation", "role-play", "synthetic-order")
+RELATIONS = ("related", "token_overlap", "unrelated")
+_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|layer|blocks)\.(\d+)(?:\.|$)")
+
+
+def norm_tag(tag: str) -> str:
+    """``Role_Play`` / ``roleplay`` / ``role-play`` -> ``roleplay`` (tags compared loosely)."""
+    return re.sub(r"[^a-z0-9]", "", str(tag).lower())
+
+
+def has_tag(tags: Iterable[str] | None, tag: str) -> bool:
+    return tags is not None and norm_tag(tag) in {norm_tag(t) for t in tags}
+
+
+def query_kind(tags: Iterable[str] | None) -> str:
+    """The first of :data:`KINDS` among the tags (``other`` when none)."""
+    for kind in KINDS:
+        if has_tag(tags, kind):
+            return kind
+    return "other"
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+@dataclass
+class ScoreTable:
+    """``results/scores/{model}/table``: total [Q,N], layers [Q,N,M] (optional), doc_id [N]."""
+
+    total: np.ndarray
+    doc_id: np.ndarray
+    queries: list[str]
+    modules: list[str]
+    method: str = "ekfac"
+    layers: np.ndarray | None = None
+    path: Path | None = None
+
+    def query_index(self, name: str) -> int:
+        return self.queries.index(name)
+
+
+def load_score_table(path: str | Path, with_layers: bool = True) -> ScoreTable:
+    path = Path(path)
+    tensors, _ = load_tensors(path / "scores.safetensors")
+    index = read_json(path / "index.json")
+    layers = tensors.get("layers") if with_layers else None
+    return ScoreTable(
+        total=tensors["total"].double().numpy(),
+        doc_id=tensors["doc_id"].numpy().astype(np.int64),
+        queries=[str(q) for q in index["queries"]],
+        modules=[str(m) for m in index.get("modules", [])],
+        method=str(index.get("method", "ekfac")),
+        layers=layers.double().numpy() if layers is not None else None,
+        path=path,
+    )
+
+
+def load_tables(
+    models: Sequence[str], dirs: Sequence[str | Path], with_layers: bool = False
+) -> dict[str, ScoreTable]:
+    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
+    if len(dirs) != len(models):
+        raise ValueError(f"{len(dirs)} score tables for {len(models)} models {list(models)}")
+    return {m: load_score_table(d, with_layers) for m, d in zip(models, dirs)}
+
+
+def load_queries(path: str | Path) -> pd.DataFrame:
+    q = pd.read_parquet(Path(path) / "queries.parquet")
+    for col in ("tags", "proponents"):
+        q[col] = [as_list(v) for v in q[col]] if col in q else [[] for _ in range(len(q))]
+    for col in ("translation_of", "variant_of"):
+        if col not in q:
+            q[col] = None
+    return q
+
+
+def load_corpus(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    path = Path(path)
+    docs = pd.read_parquet(path / "documents.parquet")
+    manifest = pd.read_parquet(path / "manifest.parquet")
+    manifest["fact_ids"] = [as_list(v) for v in manifest["fact_ids"]]
+    return docs, manifest
+
+
+def scores_frame(tables: Mapping[str, ScoreTable]) -> pd.DataFrame:
+    """Long table (model, query, doc_id, influence) of every score of every model."""
+    frames = []
+    for model, t in tables.items():
+        q, n = t.total.shape
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "query": np.repeat(np.asarray(t.queries, dtype=object), n),
+                    "doc_id": np.tile(t.doc_id, q),
+                    "influence": t.total.ravel(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def top_documents(scores: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The k most influential documents per (model, query), rank 1 = best, ties by doc_id."""
+    s = scores.sort_values(["model", "query", "influence", "doc_id"], ascending=[True, True, False, True])
+    s = s.groupby(["model", "query"], sort=False).head(k).copy()
+    s["rank"] = s.groupby(["model", "query"], sort=False).cumcount() + 1
+    return s.reset_index(drop=True)
+
+
+def query_facts(queries: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, set[str]]:
+    """A query's facts: its own ``fact_ids``/``fact_id`` column when present, else the union of its
+    ground-truth proponents' manifest fact_ids."""
+    by_doc = dict(zip(manifest["doc_id"].astype(int), manifest["fact_ids"]))
+    out: dict[str, set[str]] = {}
+    for _, row in queries.iterrows():
+        facts: set[str] = set()
+        for col in ("fact_ids", "fact_id", "facts"):
+            if col in queries.columns:
+                facts |= {str(f) for f in as_list(row[col])}
+        if not facts:
+            for d in row["proponents"]:
+                facts |= {str(f) for f in by_doc.get(int(d), [])}
+        out[str(row["name"])] = facts
+    return out
+
+
+def query_categories(
+    queries: pd.DataFrame, manifest: pd.DataFrame, related_categories: Mapping[str, Sequence[str]]
+) -> dict[str, set[str]]:
+    """Categories thematically related to each query: its proponents' categories plus the
+    configured ``related_categories[tag]`` for each of its tags."""
+    cat = dict(zip(manifest["doc_id"].astype(int), manifest["category"].astype(str)))
+    norm_map = {norm_tag(k): set(v) for k, v in related_categories.items()}
+    out = {}
+    for _, row in queries.iterrows():
+        cats = {cat[int(d)] for d in row["proponents"] if int(d) in cat}
+        for t in row["tags"]:
+            cats |= norm_map.get(norm_tag(t), set())
+        out[str(row["name"])] = cats
+    return out
+
+
+_WORD = re.compile(r"\w\w+", re.UNICODE)
+
+
+def words(text: str) -> set[str]:
+    return set(_WORD.findall(str(text).lower()))
+
+
+def content_vocabulary(documents: pd.DataFrame, df_max: float) -> set[str]:
+    """Words (≥ 2 word characters, lowercased) present in at most ``df_max`` of the documents:
+    the corpus's frequent words (function words, template words) are not content."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer(binary=True, lowercase=True, token_pattern=r"(?u)\w\w+")
+    mat = vec.fit_transform(documents["text"].astype(str))
+    df = np.asarray(mat.sum(axis=0)).ravel() / max(mat.shape[0], 1)
+    vocab = np.asarray(vec.get_feature_names_out())
+    return set(vocab[df <= df_max])
+
+
+def classify_relations(
+    top: pd.DataFrame,
+    queries: pd.DataFrame,
+    documents: pd.DataFrame,
+    manifest: pd.DataFrame,
+    *,
+    content_df_max: float = 0.1,
+    related_categories: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Add ``relation`` ∈ {related, token_overlap, unrelated} and ``category`` to a top table.
+
+    related: the document shares a fact id with the query, is one of its proponents, or its
+    manifest category is thematically related (see :func:`query_categories`); token_overlap: not
+    related but shares at least one content word (:func:`content_vocabulary`) with the query's
+    prompt + completion; unrelated: neither.
+    """
+    facts = query_facts(queries, manifest)
+    cats = query_categories(queries, manifest, related_categories or {})
+    props = {str(n): {int(d) for d in p} for n, p in zip(queries["name"], queries["proponents"])}
+    content = content_vocabulary(documents, content_df_max)
+    text = dict(zip(documents["doc_id"].astype(int), documents["text"].astype(str)))
+    man = manifest.set_index(manifest["doc_id"].astype(int))
+    qwords = {
+        str(r["name"]): words(f"{r['prompt']} {r['completion']}") & content
+        for _, r in queries.iterrows()
+    }
+    doc_words: dict[int, set[str]] = {}
+    rel, category = [], []
+    for q, d in zip(top["query"].astype(str), top["doc_id"].astype(int)):
+        c = str(man.at[d, "category"]) if d in man.index else "unknown"
+        f = set(map(str, man.at[d, "fact_ids"])) if d in man.index else set()
+        category.append(c)
+        if d in props.get(q, set()) or (f & facts.get(q, set())) or c in cats.get(q, set()):
+            rel.append("related")
+            continue
+        if d not in doc_words:
+            doc_words[d] = words(text.get(d, "")) & content
+        rel.append("token_overlap" if doc_words[d] & qwords.get(q, set()) else "unrelated")
+    out = top.copy()
+    out["category"] = category
+    out["relation"] = pd.Categorical(rel, categories=list(RELATIONS))
+    return out
+
+
+def relation_shares(classified: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Share of each relation among the top documents, averaged over queries, per model."""
+    per_q = (
+        classified.groupby(["model", "query"], observed=False)["relation"]
+        .value_counts(normalize=True)
+        .rename("share")
+        .reset_index()
+    )
+    out = per_q.groupby(["model", "relation"], observed=False)["share"].mean().reset_index()
+    out["model"] = pd.Categorical(out["model"], categories=list(models))
+    return out.sort_values(["model", "relation"]).reset_index(drop=True)
+
+
+def layer_index(module: str) -> int:
+    """Integer after ``layers.``/``h.`` in a module name (docs/design.md "Module names")."""
+    m = _LAYER_RE.search(module)
+    if not m:
+        raise ValueError(f"no layer index in module name {module!r}")
+    return int(m.group(1))
+
+
+def increasing(values: Sequence[float]) -> bool | None:
+    """True if the last value exceeds the first and the sequence never drops by more than the
+    spread's 10 % (a tolerant 'rises with size'); None with fewer than two finite values."""
+    v = [float(x) for x in values if x is not None and np.isfinite(x)]
+    if len(v) < 2:
+        return None
+    tol = 0.1 * (max(v) - min(v))
+    return v[-1] > v[0] and all(b >= a - tol for a, b in zip(v, v[1:]))

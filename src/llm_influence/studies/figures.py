@@ -1,0 +1,61 @@
+"""Figure helpers: local styling, byte-stable atomic PNG saving.
+
+Figure functions of the studies build ``matplotlib.figure.Figure`` objects directly (no pyplot
+global state, no ``show``), style inside :func:`styled`, and return the Figure; the stage saves it
+with :func:`save_figure`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib as mpl  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from llm_influence.utils.io import atomic_path  # noqa: E402
+
+DPI = 120
+_RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "svg.hashsalt": "llm-influence",
+}
+
+
+@contextlib.contextmanager
+def styled() -> Iterator[None]:
+    """Seaborn whitegrid style applied locally (restored on exit)."""
+    with mpl.rc_context(_RC), sns.axes_style("whitegrid"):
+        yield
+
+
+def new_figure(
+    ax: Axes | None = None, figsize: tuple[float, float] = (6.0, 4.0)
+) -> tuple[Figure, Axes]:
+    """The given axes and its figure, or a new Figure with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> None:
+    """Save atomically; PNG without a timestamp (PDF/SVG with dates removed) -> stable bytes."""
+    path = os.fspath(path)
+    fmt = path.rsplit(".", 1)[-1].lower()
+    metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None},
+                "svg": {"Date": None}}.get(fmt, {})  # fmt: skip
+    with mpl.rc_context({"svg.hashsalt": "llm-influence"}), atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
