@@ -69,7 +69,7 @@ def plot_crosslingual(table: pd.DataFrame, title: str, ax: Axes | None = None) -
     t["rel"] = t["influence_translation"] / t["influence_source"]
     wide = t.pivot_table(index="pair", columns="rank", values="rel", sort=False)
     with styled():
-        fig, ax = new_figure(ax, (7.0, 1.2 + 0.32 * max(len(wide), 1)))
+        fig, ax = new_figure(ax, (8.0, 2.0 + 0.35 * max(len(wide), 1)))
         sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-1.0, vmax=1.0,
                     cbar_kws={"label": "translated / English influence"})  # fmt: skip
         ax.set_title(title)

@@ -107,7 +107,7 @@ def plot_layers(
         (list(order).index(r.split(" · ")[0]) if order and r.split(" · ")[0] in order else 99), r))  # fmt: skip
     wide = p.pivot_table(index="row", columns="layer", values="share").reindex(rows)
     with styled():
-        fig, ax = new_figure(ax, (1.5 + 0.45 * max(wide.shape[1], 1) + 2.5, 1.2 + 0.3 * max(len(wide), 1)))
+        fig, ax = new_figure(ax, (max(7.0, 4.5 + 0.35 * wide.shape[1]), 1.6 + 0.3 * max(len(wide), 1)))
         lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
         sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim,
                     cbar_kws={"label": "share of |influence| (signed)"})  # fmt: skip

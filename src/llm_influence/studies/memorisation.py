@@ -54,7 +54,8 @@ def plot_memorisation(shares: pd.DataFrame, title: str, ax: Axes | None = None) 
 
     with styled():
         fig, ax = new_figure(ax, (6.0, 3.6))
-        sns.barplot(data=long, x="model", y="share", hue="statistic", ax=ax)
+        sns.barplot(data=long, x="model", y="share", hue="statistic", ax=ax,
+                    order=list(dict.fromkeys(shares["model"])))  # fmt: skip
         ax.set_ylim(0, 1)
         ax.set_title(title)
         ax.set_xlabel("model size")

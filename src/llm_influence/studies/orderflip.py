@@ -66,7 +66,9 @@ def flip_ratios(means: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def plot_orderflip(table: pd.DataFrame, title: str, ax: Axes | None = None) -> Figure:
+def plot_orderflip(
+    table: pd.DataFrame, title: str, ax: Axes | None = None, models: Sequence[str] | None = None
+) -> Figure:
     """Bar (mean ± s.e. over queries of per-query means) per condition, one colour per model."""
     import seaborn as sns
 
@@ -74,7 +76,7 @@ def plot_orderflip(table: pd.DataFrame, title: str, ax: Axes | None = None) -> F
     with styled():
         fig, ax = new_figure(ax, (6.5, 3.8))
         sns.barplot(data=per_q, x="condition", y="influence", hue="model", order=list(CONDITIONS),
-                    errorbar="se", ax=ax)  # fmt: skip
+                    errorbar="se", ax=ax, hue_order=list(models or dict.fromkeys(per_q["model"])))  # fmt: skip
         ax.axhline(0, color="k", lw=0.8)
         ax.set_title(title)
         ax.set_xlabel("document states the fact …")

@@ -76,7 +76,9 @@ def fit_power_law(
             raise ValueError(f"fewer than 2 values above xmin={xmin}")
         alpha, d = _alpha_ks(tail)
         return PowerLawFit(alpha, float(tail[0]), d, int(tail.size), int(n))
-    min_tail = max(2, min(min_tail, n))
+    min_tail = max(2, min_tail)
+    if n < min_tail:
+        raise ValueError(f"need at least {min_tail} positive values, got {n}")
     cands = _candidate_indices(xs, min_tail, max_candidates)
     if cands.size == 0:
         raise ValueError(f"need at least {min_tail} positive values, got {n}")

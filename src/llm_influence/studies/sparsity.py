@@ -125,8 +125,8 @@ def plot_sparsity(
                 ax.loglog(xs, frac * (xs / f["xmin"]) ** (1 - f["alpha"]), "-", color="#d62728",
                           lw=1.2, label=f"power law α={f['alpha']:.2f}")  # fmt: skip
                 p = f["p_gof"]
-                ax.text(0.03, 0.04, f"p(KS)={p:.2f}" if np.isfinite(p) else "p(KS) n/a",
-                        transform=ax.transAxes, fontsize=7)  # fmt: skip
+                ax.text(0.97, 0.96, f"p(KS)={p:.2f}" if np.isfinite(p) else "p(KS) n/a",
+                        transform=ax.transAxes, fontsize=7, ha="right", va="top")  # fmt: skip
             pts = sub["influence"].to_numpy()
             if pts.size:
                 hi_x = float(pts.max())
@@ -139,6 +139,6 @@ def plot_sparsity(
             ax.set_title(str(q))
             ax.set_xlabel("influence (Δ log p per copy)")
             ax.set_ylabel("P(influence ≥ x)")
-            ax.legend(loc="upper right", fontsize=6, frameon=False)
+            ax.legend(loc="lower left", fontsize=6, frameon=False)
         fig.suptitle(title)
     return fig

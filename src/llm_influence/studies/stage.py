@@ -308,7 +308,7 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
     ratios = flip_ratios(means).set_index("model")
     write_parquet(out / "docs.parquet", table.astype({"condition": str}))
     write_parquet(out / "means.parquet", means.astype({"model": str, "condition": str}))
-    save_figure(plot_orderflip(table, "Influence of fact documents by word order"),
+    save_figure(plot_orderflip(table, "Influence of fact documents by word order", models=models),
                 out / "orderflip.png")  # fmt: skip
     metrics.update(
         figure="orderflip.png",

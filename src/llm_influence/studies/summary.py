@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "flip_fail": 0.5,
     "hit_min": 0.8,
     "hit_fail": 0.5,
+    "min_rise": 0.05,
 }
 
 
@@ -52,16 +53,17 @@ def _num(x: Any) -> float:
         return float("nan")
 
 
-def _rises(values: Sequence[Any] | None) -> str:
-    """holds / does not hold / inconclusive for 'rises with model size'."""
+def _rises(values: Sequence[Any] | None, min_rise: float) -> str:
+    """'Rises with model size': holds if :func:`increasing` and last − first ≥ ``min_rise``;
+    does not hold if last ≤ first; inconclusive otherwise (small or non-monotone rise, < 2 sizes)."""
     v = [_num(x) for x in (values or [])]
     inc = increasing(v)
     if inc is None:
         return INCONCLUSIVE
-    if inc:
-        return HOLDS
     finite = [x for x in v if np.isfinite(x)]
-    return FAILS if finite[-1] <= finite[0] else INCONCLUSIVE
+    if finite[-1] <= finite[0]:
+        return FAILS
+    return HOLDS if inc and finite[-1] - finite[0] >= min_rise else INCONCLUSIVE
 
 
 def build_summary(
@@ -134,8 +136,8 @@ def build_summary(
         add("scale.related", "Small models' top sequences share tokens with the query, large models' are thematically related",
             "token overlap at 810M → related at 52B (qualitative)",
             f"related share {_per_size(models, sc.get('related_share'))}; token-overlap-only share {_per_size(models, sc.get('token_overlap_share'))}",
-            _rises(sc.get("related_share")),
-            "holds if the related share rises with size (last > first, no drop beyond 10 % of the spread); does not hold if the largest ≤ the smallest",
+            _rises(sc.get("related_share"), c["min_rise"]),
+            f"holds if the related share rises with size by ≥ {c['min_rise']} (no drop beyond 10 % of the spread); does not hold if the largest ≤ the smallest",
             fig("scale", sc.get("figure")))  # fmt: skip
         hits = [_num(x) for x in sc.get("fact_hit_share") or []]
         fin = [h for h in hits if np.isfinite(h)]
@@ -160,7 +162,7 @@ def build_summary(
     cl = metrics.get("crosslingual")
     if cl and not cl.get("skipped"):
         ratio = [_num(x) for x in cl.get("ratio") or []]
-        v = _rises(ratio)
+        v = _rises(ratio, c["min_rise"])
         if v == HOLDS and not (np.isfinite(ratio[0]) and abs(ratio[0]) <= c["near_zero"]):
             v = INCONCLUSIVE
         ours = f"mean translated/English influence of the English top-{cl.get('top_k')}: {_per_size(models, ratio)} ({cl.get('n_pairs')} pairs)"
@@ -169,7 +171,7 @@ def build_summary(
         v, ours, f_cl = INCONCLUSIVE, (cl or {}).get("skipped", missing), "—"
     add("crosslingual", "English top sequences also influence translated queries, more so for larger models",
         "near zero at 810M, rising with size", ours, v,
-        f"holds if the ratio rises with size and |ratio| ≤ {c['near_zero']} at the smallest; does not hold if the largest ≤ the smallest", f_cl)  # fmt: skip
+        f"holds if the ratio rises with size by ≥ {c['min_rise']} and |ratio| ≤ {c['near_zero']} at the smallest; does not hold if the largest ≤ the smallest", f_cl)  # fmt: skip
 
     # --- role-play
     rp = metrics.get("roleplay")
@@ -177,7 +179,7 @@ def build_summary(
         add("roleplay", "Role-play queries: large models' top sequences are thematically related (AI stories, survival, AI-risk essays)",
             "small: token overlap; large: related (qualitative)",
             f"related share of the top-{rp.get('top_k')}: {_per_size(models, rp.get('related_share'))}",
-            _rises(rp.get("related_share")), "holds if the related share rises with size; does not hold if the largest ≤ the smallest",
+            _rises(rp.get("related_share"), c["min_rise"]), f"holds if the related share rises with size by ≥ {c['min_rise']}; does not hold if the largest ≤ the smallest",
             fig("roleplay", rp.get("figure")))  # fmt: skip
     else:
         add("roleplay", "Role-play queries: large models' top sequences are thematically related", "qualitative",
