@@ -25,6 +25,11 @@ validate_query_files(config)
 RUN_STARTED = time.time()
 
 
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.-]+",
+    shard=r"\d+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/models.smk"

@@ -34,3 +34,7 @@ def digest(ctx: StageContext) -> dict:
 def fail(ctx: StageContext) -> None:
     (ctx.output["digest"] / "half.txt").write_text("half written")
     raise RuntimeError("stage failed on purpose")
+
+
+def write_file(ctx: StageContext) -> None:
+    ctx.output["summary"].write_text("# summary\n")

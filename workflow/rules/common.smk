@@ -1,13 +1,13 @@
-# Helpers shared by every rule file: no rules here.
+# Helpers shared by the rule files (functions only; Snakemake lint wants them apart).
 #
-# Pattern for a rule (see docs/workflow.md, "Adding a rule"):
+# How every stage is written (docs/workflow.md, "Adding a stage") --
 #   input:   upstream directories by name + code=code_files(<packages the entry imports>)
 #   output:  one directory() per artifact, under data/ or results/, disjoint from all others
 #   log:     logs/<rule>[/<wildcards>].log
 #   params:  entry="<module>:<function>", config=config_params(<sections>), kinds=output_kinds,
 #            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC)
 #   script:  "../scripts/stage.py"
-# and register the end products with @final_target so that `rule all` builds them.
+# and register the end products with final_targets(lambda: [...]) so that `rule all` builds them.
 from pathlib import Path
 
 from snakemake.io import is_flagged
@@ -25,11 +25,6 @@ CORE_CODE = [
 ]
 
 
-wildcard_constraints:
-    model=r"[A-Za-z0-9_.-]+",
-    shard=r"\d+",
-
-
 def _files_under(rel):
     path = PACKAGE_ROOT / rel
     if path.is_file():
@@ -42,7 +37,7 @@ def _files_under(rel):
 
 
 def code_files(*packages):
-    """Library files a rule depends on: the core plus the named subpackages of llm_influence.
+    """Library files of a stage -- the core plus the named parts of llm_influence.
 
     They are rule inputs (Snakemake reruns the rule when one is newer than its output) and
     `llm-influence dvc-sync` turns them into DVC deps (one per subpackage directory).
@@ -66,7 +61,7 @@ def output_kinds(wildcards, output):
 
 
 def config_params(*sections):
-    """The config values a rule depends on: the top-level seed plus its sections.
+    """Config values of a stage -- the top-level seed plus its sections.
 
     Passed as `params: config=...`: Snakemake reruns the rule when they change, DVC tracks the
     same keys as `params: config/config.yaml: [seed, <sections>]`.
@@ -77,10 +72,12 @@ def config_params(*sections):
 FINAL_TARGETS = []
 
 
-def final_target(fn):
-    """Register a function returning end products of the workflow (collected by `rule all`)."""
+def final_targets(fn):
+    """Register `fn() -> list of paths`: end products that `rule all` builds.
+
+    Each rules/*.smk registers its own, e.g. `final_targets(lambda: ["results/tfidf"])`.
+    """
     FINAL_TARGETS.append(fn)
-    return fn
 
 
 def all_targets():

@@ -18,6 +18,4 @@ rule corpus:
         "../scripts/stage.py"
 
 
-@final_target
-def _corpus_targets():
-    return ["data/corpus"]
+final_targets(lambda: ["data/corpus"])

@@ -66,6 +66,4 @@ rule pretrain:
         "../scripts/stage.py"
 
 
-@final_target
-def _model_targets():
-    return expand("data/models/{model}", model=config["models"])
+final_targets(lambda: expand("data/models/{model}", model=config["models"]))

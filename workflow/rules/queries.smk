@@ -20,6 +20,4 @@ rule queries:
         "../scripts/stage.py"
 
 
-@final_target
-def _query_targets():
-    return ["data/queries"]
+final_targets(lambda: ["data/queries"])

@@ -22,6 +22,4 @@ rule tfidf:
         "../scripts/stage.py"
 
 
-@final_target
-def _tfidf_targets():
-    return ["results/tfidf"]
+final_targets(lambda: ["results/tfidf"])

@@ -1,0 +1,154 @@
+"""Snakemake executes, DVC records: commit after a run, audit, repro, push/pull + realign, kill.
+
+On the toy workflow (tests/workflow/toy: the real runner and DVC plumbing, throwaway stages), with
+as few snakemake start-ups as possible (each costs seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from conftest import TOY_ENV
+from workflow_helpers import BIN, cli, data_files, dvc, run, tool_env
+
+from llm_influence.workflow.dvc_sync import commit_after_run
+
+CLEAN = "Data and pipelines are up to date."
+NOTHING = "Nothing to be done"
+
+
+def snakemake(repo: Path, *args: str, check: bool = True, **env: str):
+    return run([str(BIN / "snakemake"), "--cores", "2", *args], repo, check=check, **TOY_ENV, **env)
+
+
+def audit(repo: Path) -> tuple[int, dict[str, str]]:
+    proc = cli(repo, "audit", "--json", check=False, **TOY_ENV)
+    return proc.returncode, {a["path"]: a["status"] for a in json.loads(proc.stdout)}
+
+
+def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path) -> None:
+    """run -> dvc.lock + clean status -> audit -> push -> fresh clone, pull, realign -> tamper."""
+    uncommitted = "not yet committed"
+    assert audit(toy_repo) == (1, {"data/source": uncommitted, "results/digest": uncommitted})
+
+    proc = snakemake(toy_repo)
+    assert "recording 2 stage(s)" in proc.stderr
+    assert CLEAN in dvc(toy_repo, "status").stdout
+    lock = yaml.safe_load((toy_repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"source", "digest"}
+    assert lock["stages"]["source"]["params"]["config/config.yaml"] == {
+        "seed": 0,
+        "source": {"n": 3},
+    }
+    report = json.loads(cli(toy_repo, "audit", "--json", **TOY_ENV).stdout)
+    assert {a["path"]: a["status"] for a in report} == {"data/source": "ok", "results/digest": "ok"}
+    assert report[0]["provenance"]["rule"] == "source"
+    assert report[0]["provenance"]["metrics"] == {"n": 3}
+    assert report[0]["params"] == {"seed": 0, "source": {"n": 3}}
+
+    # push, then a fresh clone: realign refuses until the data is back, pull restores identical
+    # files, realign makes Snakemake agree without recomputing
+    dvc(toy_repo, "push")
+    run(["git", "add", "-A"], toy_repo)
+    run(["git", "commit", "-q", "-m", "run"], toy_repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(toy_repo), str(clone)], tmp_path)
+    refused = cli(clone, "realign", check=False, **TOY_ENV)
+    assert refused.returncode == 1 and "dvc status is not clean" in refused.stderr
+    dvc(clone, "pull")
+    assert data_files(clone) == data_files(toy_repo)
+    for out in ("data/source", "results/digest"):
+        prov = f"{out}/provenance.json"
+        assert (clone / prov).read_bytes() == (toy_repo / prov).read_bytes()
+    cli(clone, "realign", **TOY_ENV)
+    dry = snakemake(clone, "-n")
+    assert NOTHING in dry.stdout
+    assert "missing metadata" not in dry.stdout + dry.stderr
+    assert not list(clone.glob(".snakemake/scripts/*"))  # nothing ran
+
+    # tampering: a flipped bit and a deleted file, then a deleted artifact
+    part = toy_repo / "data" / "source" / "part001.txt"
+    data = bytearray(part.read_bytes())
+    data[3] ^= 0x01
+    os.chmod(part, 0o644)
+    part.unlink()  # do not write through a hard link into the DVC cache
+    part.write_bytes(bytes(data))
+    (toy_repo / "results" / "digest" / "digest.txt").unlink()
+    assert audit(toy_repo) == (1, {"data/source": "modified", "results/digest": "modified"})
+    shutil.rmtree(toy_repo / "results" / "digest")
+    table = cli(toy_repo, "audit", check=False, **TOY_ENV)
+    assert table.returncode == 1 and "missing" in table.stdout
+    assert audit(toy_repo) == (1, {"data/source": "modified", "results/digest": "missing"})
+    dvc(toy_repo, "checkout", "--force")
+    assert audit(toy_repo)[0] == 0
+
+
+def test_dvc_repro_runs_snakemake_for_the_stage(toy_repo: Path) -> None:
+    snakemake(toy_repo)
+    cfg = toy_repo / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("n: 3", "n: 4"))
+    status = dvc(toy_repo, "status").stdout
+    assert "source" in status and "changed" in status
+    run([str(BIN / "dvc"), "repro"], toy_repo, **TOY_ENV)  # DVC_STAGE set: no nested commit
+    assert CLEAN in dvc(toy_repo, "status").stdout
+    assert NOTHING in snakemake(toy_repo, "-n").stdout
+    assert (toy_repo / "data" / "source" / "part003.txt").exists()
+
+
+def test_commit_skipped_for_other_config_or_when_dvc_launched(
+    toy_repo: Path, capsys, monkeypatch
+) -> None:
+    (toy_repo / "data" / "source").mkdir(parents=True)
+    (toy_repo / "data" / "source" / "provenance.json").write_text('{"end_timestamp": 1e12}')
+    config = yaml.safe_load((toy_repo / "config" / "config.yaml").read_text())
+    assert commit_after_run({**config, "seed": 1}, since=0, root=toy_repo) == []
+    assert "dvc commit skipped" in capsys.readouterr().err
+    assert commit_after_run({**config, "dvc_commit": False}, since=0, root=toy_repo) == []
+    monkeypatch.setenv("DVC_STAGE", "source")
+    assert commit_after_run(config, since=0, root=toy_repo) == []
+    assert not (toy_repo / "dvc.lock").exists()
+
+
+def test_killed_job_leaves_no_output_and_rerun_is_identical(toy_repo: Path) -> None:
+    cfg = toy_repo / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("n: 3", "n: 6"))
+    args = ["--config", "dvc_commit=false", "--", "data/source"]
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", *args],
+        cwd=toy_repo,
+        env=tool_env(TOY_SLEEP="1", **TOY_ENV),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            temps = list((toy_repo / "data").glob(".source.tmp-*"))
+            if temps and len(list(temps[0].glob("part*"))) >= 2:
+                break
+            assert proc.poll() is None, "the slow job ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the slow job never started writing")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole run, as a power loss would
+        proc.wait()
+    assert not (toy_repo / "data" / "source").exists()
+    assert list((toy_repo / "data").glob(".source.tmp-*"))  # hidden, not mistakable for output
+
+    snakemake(toy_repo, "--unlock")
+    snakemake(toy_repo, *args)
+    assert not list((toy_repo / "data").glob(".source.tmp-*"))
+    first = data_files(toy_repo)
+    shutil.rmtree(toy_repo / "data" / "source")
+    snakemake(toy_repo, *args)
+    assert data_files(toy_repo) == first
+    assert len(first) == 7  # 6 parts + metrics.json
