@@ -43,6 +43,7 @@ rule tokenize:
 
 rule pretrain:
     input:
+        corpus="data/corpus",
         tokenized="data/tokenized",
         tokenizer="data/tokenizer",
         code=code_files("models"),

@@ -18,7 +18,7 @@ from typing import Any
 @dataclass
 class StageContext:
     rule: str
-    config: dict[str, Any]  # the whole validated config (sections by rule name, plus top-level keys)
+    config: dict[str, Any]  # the whole validated config (sections per rule + top-level keys)
     input: dict[str, Any]  # name -> Path or list[Path]
     output: dict[str, Path]  # name -> Path (temporary location while the stage runs)
     wildcards: dict[str, str] = field(default_factory=dict)
