@@ -158,13 +158,13 @@ STUDIES_CFG = {
     "content_df_max": 0.2,
     "related_categories": {"role-play": ["story_ai_shutdown", "dialogue_ai_shutdown"], "math": ["math"]},
     "sparsity": {"top_fraction": 0.01, "threshold": 0.1, "min_tail": 20, "max_xmin_candidates": 30,
-                 "n_bootstrap": 5, "gof_threshold": 0.1, "xmin": None, "max_panels": 4},
+                 "n_bootstrap": 3, "gof_threshold": 0.1, "xmin": None, "max_panels": 2},
     "scale": {"top_k": 10, "fact_top_k": 20},
     "crosslingual": {"top_k": 5, "source_language": "en"},
     "roleplay": {"top_k": 10, "tag": "role-play"},
     "orderflip": {"tag": "synthetic-order"},
     "layers": {"top_k": 10, "rerank_top_k": 10},
-    "tokens": {"max_queries": 4, "max_sequences": 2, "max_tokens": 8},
+    "tokens": {"max_queries": 3, "max_sequences": 2, "max_tokens": 8},
     "memorisation": {"top_k": 5, "tag": "memorisation"},
 }  # fmt: skip
 

@@ -35,7 +35,7 @@ def _builders(artifacts, study_dirs):
     mem_top = pd.read_parquet(study_dirs["memorisation"] / "top.parquet")
     return {
         "sparsity": lambda: plot_sparsity(ccdf_frame(small, cand), stats[stats["model"] == "small"],
-                                          title="tails", queries=["first_president", "apples"]),  # fmt: skip
+                                          title="tails", queries=["first_president"]),  # fmt: skip
         "scale": lambda: plot_relation_shares(pd.read_parquet(study_dirs["scale"] / "shares.parquet"), "scale"),
         "roleplay": lambda: plot_categories(category_shares(rp_top, MODELS), "roleplay"),
         "crosslingual": lambda: plot_crosslingual(pd.read_parquet(study_dirs["crosslingual"] / "pairs.parquet"), "cl"),

@@ -63,3 +63,27 @@ def test_summary(study_dirs, tmp_path):
     # rerun: byte-identical
     stage.summary(ctx)
     assert out.read_text() == text
+
+
+def test_config_blocks_match_the_code():
+    """The committed studies/report blocks name exactly the keys the stages read."""
+    from pathlib import Path
+
+    import yaml
+
+    from llm_influence.studies.summary import DEFAULTS
+
+    from_conftest = {
+        "sparsity", "scale", "crosslingual", "roleplay", "orderflip", "layers", "tokens", "memorisation",
+    }  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    for name in ("config.yaml", "smoke.yaml"):
+        cfg = yaml.safe_load((root / "config" / name).read_text())
+        studies = cfg["studies"]
+        assert from_conftest <= set(studies)
+        assert set(stage.STUDIES) == from_conftest
+        assert set(cfg["report"]) == set(DEFAULTS) | {"figure_root"}
+        from conftest import STUDIES_CFG  # the keys the tests exercise
+
+        for study in from_conftest:
+            assert set(studies[study]) == set(STUDIES_CFG[study]), (name, study)

@@ -65,8 +65,21 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _n_params(ctx: StageContext) -> list[int | None] | None:
+    """n_params of each model from ``ctx.input["models"]`` (optional) model dirs' metrics.json."""
+    dirs = ctx.input.get("models")
+    if not dirs:
+        return None
+    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
+    out = []
+    for d in dirs:
+        f = Path(d) / "metrics.json"
+        out.append(read_json(f).get("n_params") if f.is_file() else None)
+    return out
+
+
 def _finish(ctx: StageContext, out: Path, study: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    metrics = _clean({"study": study, "models": _models(ctx), **metrics})
+    metrics = _clean({"study": study, "models": _models(ctx), "n_params": _n_params(ctx), **metrics})
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -189,7 +202,7 @@ def scale(ctx: StageContext) -> dict[str, Any]:
         qi = [t.queries.index(n) for n in queries["name"] if n in t.queries]
         sub = queries.set_index("name").loc[[t.queries[i] for i in qi]]
         per_q = retrieval_metrics(t.total[qi], t.doc_id, list(sub["proponents"]), list(sub.index), k=10)
-        retrieval[m] = summarise_retrieval(per_q)
+        retrieval[m] = {**summarise_retrieval(per_q), "method": t.method}
     related = {m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()}
     metrics = {
         "top_k": k,
