@@ -1,4 +1,8 @@
-"""The toy workflow: the project's plumbing with throwaway stages, in a fresh git + DVC repo."""
+"""The toy workflow: the project's plumbing with throwaway stages, in a fresh git + DVC repo.
+
+``toy/dvc.yaml`` is what ``llm-influence dvc-sync`` writes for it (checked by a test), copied
+rather than regenerated per test to save a Snakemake start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from workflow_helpers import HERE, REPO, cli, dvc, git_init, run
+from workflow_helpers import HERE, REPO, git_init
 
 TOY_ENV = {"PYTHONPATH": str(HERE)}
 
@@ -19,10 +23,12 @@ def toy_repo(tmp_path: Path) -> Path:
     shutil.copy2(REPO / "workflow" / "scripts" / "stage.py", repo / "workflow" / "scripts")
     shutil.copy2(REPO / ".dvcignore", repo / ".dvcignore")
     (repo / ".gitignore").write_text(".snakemake/\nlogs/\n")
+    # what `dvc init` + `dvc remote add -d` write, without two DVC start-ups
+    (repo / ".dvc").mkdir()
+    (repo / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    (repo / ".dvc" / "config").write_text(
+        f"[core]\n    remote = tmp\n    analytics = false\n"
+        f"['remote \"tmp\"']\n    url = {tmp_path / 'remote'}\n"
+    )
     git_init(repo)
-    dvc(repo, "init", "-q")
-    dvc(repo, "remote", "add", "-d", "tmp", str(tmp_path / "remote"))
-    cli(repo, "dvc-sync", **TOY_ENV)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "dvc"], repo)
     return repo

@@ -90,16 +90,17 @@ def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path) -> None:
     assert audit(toy_repo)[0] == 0
 
 
-def test_dvc_repro_runs_snakemake_for_the_stage(toy_repo: Path) -> None:
-    snakemake(toy_repo)
-    cfg = toy_repo / "config" / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("n: 3", "n: 4"))
-    status = dvc(toy_repo, "status").stdout
-    assert "source" in status and "changed" in status
+def test_dvc_repro_runs_snakemake_for_each_stage(toy_repo: Path) -> None:
     run([str(BIN / "dvc"), "repro"], toy_repo, **TOY_ENV)  # DVC_STAGE set: no nested commit
     assert CLEAN in dvc(toy_repo, "status").stdout
-    assert NOTHING in snakemake(toy_repo, "-n").stdout
-    assert (toy_repo / "data" / "source" / "part003.txt").exists()
+    assert NOTHING in snakemake(toy_repo, "-n").stdout  # Snakemake's metadata is current
+
+
+def test_toy_dvc_yaml_is_generated(toy_repo: Path) -> None:
+    committed = (toy_repo / "dvc.yaml").read_text()
+    (toy_repo / "dvc.yaml").unlink()
+    cli(toy_repo, "dvc-sync", **TOY_ENV)
+    assert (toy_repo / "dvc.yaml").read_text() == committed
 
 
 def test_commit_skipped_for_other_config_or_when_dvc_launched(
