@@ -1,0 +1,58 @@
+# Scoring as a scatter over corpus shards, gathered into one table per model: every document
+# for every query (the sparsity study needs the whole distribution), per-layer scores, the
+# gradient-dot-product baseline, per-token scores of each query's top-k, TF-IDF candidates' scores.
+
+SCORE_SHARDS = list(range(config["scores"]["shards"]))
+
+
+rule score_shard:
+    input:
+        model="data/models/{model}",
+        factors="data/factors/{model}/ekfac",
+        tokenized="data/tokenized",
+        queries="data/queries",
+        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+    output:
+        shard=directory("results/scores/{model}/shards/{shard}"),
+    log:
+        "logs/score_shard/{model}/{shard}.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=1,
+    params:
+        entry="llm_influence.scoring.stage:score_shard",
+        config=lambda wc: config_params("factors", "scores")
+        | {"device": config["device"]},
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+rule scores:
+    input:
+        model="data/models/{model}",
+        shards=expand("results/scores/{{model}}/shards/{shard}", shard=SCORE_SHARDS),
+        queries="data/queries",
+        tfidf="results/tfidf",
+        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+    output:
+        table=directory("results/scores/{model}/table"),
+    log:
+        "logs/scores/{model}.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    params:
+        entry="llm_influence.scoring.stage:gather_scores",
+        config=lambda wc: config_params("factors", "scores"),
+        kinds=output_kinds,
+    script:
+        "../scripts/stage.py"
+
+
+final_targets(lambda: expand("results/scores/{model}/table", model=config["models"]))
