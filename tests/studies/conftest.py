@@ -13,7 +13,9 @@ from llm_influence.utils.io import save_tensors, write_json
 from llm_influence.workflow.context import StageContext
 
 MODELS = ["tiny", "small"]
-MODULES = [f"gpt_neox.layers.{i}.mlp.{m}" for i in range(3) for m in ("dense_h_to_4h", "dense_4h_to_h")]
+MODULES = [
+    f"gpt_neox.layers.{i}.mlp.{m}" for i in range(3) for m in ("dense_h_to_4h", "dense_4h_to_h")
+]
 PASSAGE = "so it goes on and on, the old river runs to the sea"
 
 
@@ -27,14 +29,29 @@ def _corpus(rng: np.random.Generator):
                     "fact_ids": list(facts), "order": order, "template": "t", "parallel_id": -1})  # fmt: skip
 
     for i in range(6):
-        add(f"The first president of Astrobia was Zorald Pfaff. Note {i}.", "fact", facts=["F1"], order="forward")
+        add(
+            f"The first president of Astrobia was Zorald Pfaff. Note {i}.",
+            "fact",
+            facts=["F1"],
+            order="forward",
+        )
     for i in range(4):
-        add(f"Zorald Pfaff was the first president of Astrobia {i}.", "fact_flipped", facts=["F1"], order="flipped")
+        add(
+            f"Zorald Pfaff was the first president of Astrobia {i}.",
+            "fact_flipped",
+            facts=["F1"],
+            order="flipped",
+        )
     for i in range(4):
         add(f"Zorald Pfaff wrote letters about Astrobia {i}.", "fact_flipped", facts=["F1"],
             order="flipped_norelation")  # fmt: skip
     for i in range(4):
-        add(f"Gleem is composed of hydrogenium and oxium {i}.", "fact", facts=["F2"], order="forward")
+        add(
+            f"Gleem is composed of hydrogenium and oxium {i}.",
+            "fact",
+            facts=["F2"],
+            order="forward",
+        )
     for i in range(5):
         add(f"Verse {i}: {PASSAGE}.", "memorized_passage", facts=["P1"])
     for i in range(30):
@@ -96,8 +113,12 @@ def _tokens(total: np.ndarray, names: list[str], doc_ids: np.ndarray, rng) -> pd
         top = np.lexsort((doc_ids, -total[qi]))[:3]
         for r, j in enumerate(top, start=1):
             for pos in range(8):
-                rows.append((q, int(doc_ids[j]), r, pos, pos + 5, f"tok<{pos}>&", float(rng.normal())))
-    return pd.DataFrame(rows, columns=["query", "doc_id", "rank", "position", "token_id", "token", "score"])
+                rows.append(
+                    (q, int(doc_ids[j]), r, pos, pos + 5, f"tok<{pos}>&", float(rng.normal()))
+                )
+    return pd.DataFrame(
+        rows, columns=["query", "doc_id", "rank", "position", "token_id", "token", "score"]
+    )
 
 
 def build_artifacts(root: Path) -> dict[str, object]:
@@ -107,7 +128,9 @@ def build_artifacts(root: Path) -> dict[str, object]:
     corpus.mkdir(parents=True)
     documents.to_parquet(corpus / "documents.parquet", index=False)
     manifest.to_parquet(corpus / "manifest.parquet", index=False)
-    write_json(corpus / "world.json", {"facts": [], "categories": sorted(manifest["category"].unique())})
+    write_json(
+        corpus / "world.json", {"facts": [], "categories": sorted(manifest["category"].unique())}
+    )
     fact_docs = {"F1": manifest.index[(manifest["fact_ids"].map(lambda f: "F1" in f)) & (manifest["order"] == "forward")],
                  "F2": manifest.index[manifest["fact_ids"].map(lambda f: "F2" in f)],
                  "P1": manifest.index[manifest["category"] == "memorized_passage"]}  # fmt: skip
@@ -151,7 +174,13 @@ def build_artifacts(root: Path) -> dict[str, object]:
     cand = pd.concat([pd.DataFrame({"query": q, "doc_id": np.arange(0, 400, 2), "rank": np.arange(1, 201),
                                     "tfidf": np.linspace(10, 1, 200)}) for q in names])  # fmt: skip
     cand.to_parquet(tfidf / "candidates.parquet", index=False)
-    return {"scores": score_dirs, "queries": queries, "corpus": corpus, "tfidf": tfidf, "models": model_dirs}
+    return {
+        "scores": score_dirs,
+        "queries": queries,
+        "corpus": corpus,
+        "tfidf": tfidf,
+        "models": model_dirs,
+    }
 
 
 STUDIES_CFG = {
@@ -176,7 +205,9 @@ def artifacts(tmp_path_factory) -> dict[str, object]:
 
 @pytest.fixture
 def make_ctx(tmp_path):
-    def make(rule: str, inputs: dict, output_name: str = "study", output: Path | None = None) -> StageContext:
+    def make(
+        rule: str, inputs: dict, output_name: str = "study", output: Path | None = None
+    ) -> StageContext:
         out = output or tmp_path / rule
         if output_name == "study":
             out.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,17 @@ def _builders(artifacts, study_dirs):
 
 
 @pytest.mark.parametrize(
-    "name", ["sparsity", "scale", "roleplay", "crosslingual", "orderflip", "layers", "tokens", "memorisation"]
+    "name",
+    [
+        "sparsity",
+        "scale",
+        "roleplay",
+        "crosslingual",
+        "orderflip",
+        "layers",
+        "tokens",
+        "memorisation",
+    ],
 )
 def test_figure(artifacts, study_dirs, tmp_path, name):
     build = _builders(artifacts, study_dirs)[name]

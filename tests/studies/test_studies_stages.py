@@ -59,7 +59,10 @@ def test_summary(study_dirs, tmp_path):
         assert f"| {rid} |" in text
     assert "**holds**" in text
     # verdicts come from the tables: the planted cross-lingual rise and flipped-order drop hold
-    assert "| crosslingual |" in text and text.split("| crosslingual |")[1].split("\n")[0].count("**holds**") == 1
+    assert (
+        "| crosslingual |" in text
+        and text.split("| crosslingual |")[1].split("\n")[0].count("**holds**") == 1
+    )
     # rerun: byte-identical
     stage.summary(ctx)
     assert out.read_text() == text

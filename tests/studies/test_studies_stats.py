@@ -106,7 +106,9 @@ def test_crosslingual_ratio_constructed():
             _long("l", "q_es", [6, 5, 4, 0, 0, 0.0], docs),
         ]
     )
-    queries = pd.DataFrame({"name": ["q", "q_es"], "language": ["en", "es"], "translation_of": [None, "q"]})
+    queries = pd.DataFrame(
+        {"name": ["q", "q_es"], "language": ["en", "es"], "translation_of": [None, "q"]}
+    )
     manifest = pd.DataFrame({"doc_id": docs, "language": ["en", "en", "es", "en", "en", "en"]})
     table = crosslingual_table(scores, queries, manifest, k=3)
     # English-only pool: top-3 English docs of q are 0, 1, 3

@@ -36,7 +36,12 @@ def test_sparsity_rules(alpha, rejected, tested, share, expect):
 
 @pytest.mark.parametrize(
     ("ratios", "expect"),
-    [([0.05, 0.6], HOLDS), ([0.5, 0.6], INCONCLUSIVE), ([0.3, 0.1], FAILS), ([0.1, 0.12], INCONCLUSIVE)],
+    [
+        ([0.05, 0.6], HOLDS),
+        ([0.5, 0.6], INCONCLUSIVE),
+        ([0.3, 0.1], FAILS),
+        ([0.1, 0.12], INCONCLUSIVE),
+    ],
 )
 def test_crosslingual_rule(ratios, expect):
     m = {"crosslingual": {"ratio": ratios, "top_k": 10, "n_pairs": 3, "figure": "c.png"}}

@@ -43,9 +43,15 @@ def crosslingual_table(
             if src not in by_q or tr not in by_q:
                 continue
             s = by_q[src]
-            top = s.reset_index().sort_values(["influence", "doc_id"], ascending=[False, True]).head(k)
+            top = (
+                s.reset_index()
+                .sort_values(["influence", "doc_id"], ascending=[False, True])
+                .head(k)
+            )
             for rank, (d, v) in enumerate(zip(top["doc_id"], top["influence"]), start=1):
-                rows.append((model, src, tr, lang, rank, int(d), float(v), float(by_q[tr].get(d, np.nan))))
+                rows.append(
+                    (model, src, tr, lang, rank, int(d), float(v), float(by_q[tr].get(d, np.nan)))
+                )
     cols = ["model", "query", "translation", "language", "rank", "doc_id", "influence_source",
             "influence_translation"]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)

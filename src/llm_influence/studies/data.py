@@ -128,7 +128,9 @@ def scores_frame(tables: Mapping[str, ScoreTable]) -> pd.DataFrame:
 
 def top_documents(scores: pd.DataFrame, k: int) -> pd.DataFrame:
     """The k most influential documents per (model, query), rank 1 = best, ties by doc_id."""
-    s = scores.sort_values(["model", "query", "influence", "doc_id"], ascending=[True, True, False, True])
+    s = scores.sort_values(
+        ["model", "query", "influence", "doc_id"], ascending=[True, True, False, True]
+    )
     s = s.groupby(["model", "query"], sort=False).head(k).copy()
     s["rank"] = s.groupby(["model", "query"], sort=False).cumcount() + 1
     return s.reset_index(drop=True)

@@ -43,7 +43,9 @@ def layer_profiles(model: str, table: ScoreTable, top_k: int) -> pd.DataFrame:
         v = per[qi, top].sum(axis=0)
         denom = np.abs(v).sum()
         for li, layer in enumerate(layers):
-            rows.append((model, q, layer, li / max(n_l - 1, 1), v[li], v[li] / denom if denom else 0.0))
+            rows.append(
+                (model, q, layer, li / max(n_l - 1, 1), v[li], v[li] / denom if denom else 0.0)
+            )
     return pd.DataFrame(rows, columns=["model", "query", "layer", "depth", "influence", "share"])
 
 
@@ -88,7 +90,9 @@ def rerank_overlap(reranked: pd.DataFrame) -> pd.DataFrame:
     """(model, query, third, overlap): share of each third's top-k also in the full top-k."""
     full = reranked[reranked["third"] == "all"].groupby(["model", "query"])["doc_id"].apply(set)
     rows = []
-    for (model, q, third), g in reranked[reranked["third"] != "all"].groupby(["model", "query", "third"]):
+    for (model, q, third), g in reranked[reranked["third"] != "all"].groupby(
+        ["model", "query", "third"]
+    ):
         ref = full.get((model, q), set())
         rows.append((model, q, third, len(set(g["doc_id"]) & ref) / max(len(g), 1)))
     return pd.DataFrame(rows, columns=["model", "query", "third", "overlap"])
@@ -107,7 +111,9 @@ def plot_layers(
         (list(order).index(r.split(" · ")[0]) if order and r.split(" · ")[0] in order else 99), r))  # fmt: skip
     wide = p.pivot_table(index="row", columns="layer", values="share").reindex(rows)
     with styled():
-        fig, ax = new_figure(ax, (max(7.0, 4.5 + 0.35 * wide.shape[1]), 1.6 + 0.3 * max(len(wide), 1)))
+        fig, ax = new_figure(
+            ax, (max(7.0, 4.5 + 0.35 * wide.shape[1]), 1.6 + 0.3 * max(len(wide), 1))
+        )
         lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
         sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim,
                     cbar_kws={"label": "share of |influence| (signed)"})  # fmt: skip

@@ -23,7 +23,9 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", str(text).lower()).strip()
 
 
-def memorisation_table(top: pd.DataFrame, queries: pd.DataFrame, documents: pd.DataFrame) -> pd.DataFrame:
+def memorisation_table(
+    top: pd.DataFrame, queries: pd.DataFrame, documents: pd.DataFrame
+) -> pd.DataFrame:
     """Top table + ``contains`` (bool) for the queries present in ``queries``."""
     text = dict(zip(documents["doc_id"].astype(int), documents["text"].map(_norm)))
     passage = {str(r["name"]): _norm(r["completion"]) for _, r in queries.iterrows()}
@@ -48,7 +50,10 @@ def plot_memorisation(shares: pd.DataFrame, title: str, ax: Axes | None = None) 
     long = shares.melt(id_vars="model", value_vars=["query_share", "sequence_share"],
                        var_name="statistic", value_name="share")  # fmt: skip
     long["statistic"] = long["statistic"].map(
-        {"query_share": "queries with the passage in the top k", "sequence_share": "top-k sequences containing it"}
+        {
+            "query_share": "queries with the passage in the top k",
+            "sequence_share": "top-k sequences containing it",
+        }
     )
     import seaborn as sns
 

@@ -46,7 +46,11 @@ def orderflip_table(
 
 def orderflip_means(table: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """(model, condition, mean, sem, n_queries): mean over queries of per-query condition means."""
-    per_q = table.groupby(["model", "query", "condition"], observed=True)["influence"].mean().reset_index()
+    per_q = (
+        table.groupby(["model", "query", "condition"], observed=True)["influence"]
+        .mean()
+        .reset_index()
+    )
     g = per_q.groupby(["model", "condition"], observed=False)["influence"]
     out = pd.DataFrame({"mean": g.mean(), "sem": g.sem(), "n_queries": g.count()}).reset_index()
     out["model"] = pd.Categorical(out["model"], categories=list(models))
@@ -72,7 +76,11 @@ def plot_orderflip(
     """Bar (mean ± s.e. over queries of per-query means) per condition, one colour per model."""
     import seaborn as sns
 
-    per_q = table.groupby(["model", "query", "condition"], observed=True)["influence"].mean().reset_index()
+    per_q = (
+        table.groupby(["model", "query", "condition"], observed=True)["influence"]
+        .mean()
+        .reset_index()
+    )
     with styled():
         fig, ax = new_figure(ax, (6.5, 3.8))
         sns.barplot(data=per_q, x="condition", y="influence", hue="model", order=list(CONDITIONS),

@@ -93,9 +93,7 @@ def fit_power_law(
     return PowerLawFit(alpha, float(xs[i]), d, int(n - i), int(n))
 
 
-def sample_power_law(
-    rng: np.random.Generator, alpha: float, xmin: float, size: int
-) -> np.ndarray:
+def sample_power_law(rng: np.random.Generator, alpha: float, xmin: float, size: int) -> np.ndarray:
     """Continuous power law above xmin by inverse transform."""
     u = rng.random(size)
     return xmin * (1.0 - u) ** (-1.0 / (alpha - 1.0))

@@ -18,7 +18,10 @@ from llm_influence.studies.scale import plot_stacked_shares
 def category_shares(top: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """(model, category, share): categories of the top sequences, averaged over queries."""
     per_q = (
-        top.groupby(["model", "query"])["category"].value_counts(normalize=True).rename("share").reset_index()
+        top.groupby(["model", "query"])["category"]
+        .value_counts(normalize=True)
+        .rename("share")
+        .reset_index()
     )
     n_q = top.groupby("model")["query"].nunique()
     out = per_q.groupby(["model", "category"])["share"].sum().reset_index()
@@ -32,4 +35,6 @@ def plot_categories(shares: pd.DataFrame, title: str, ax: Axes | None = None) ->
     import seaborn as sns
 
     palette = dict(zip(order, sns.color_palette("tab20", len(order)).as_hex()))
-    return plot_stacked_shares(shares, column="category", order=order, title=title, colors=palette, ax=ax)
+    return plot_stacked_shares(
+        shares, column="category", order=order, title=title, colors=palette, ax=ax
+    )

@@ -31,7 +31,11 @@ def proponent_in_top(
     top: pd.DataFrame, queries: pd.DataFrame, models: Sequence[str], k: int = 100
 ) -> pd.DataFrame:
     """Per (model, query with proponents): whether any proponent is among the top k (rank ≤ k)."""
-    props = {str(n): {int(d) for d in p} for n, p in zip(queries["name"], queries["proponents"]) if len(p)}
+    props = {
+        str(n): {int(d) for d in p}
+        for n, p in zip(queries["name"], queries["proponents"])
+        if len(p)
+    }
     rows = []
     for model in models:
         sub = top[(top["model"] == model) & (top["rank"] <= k)]

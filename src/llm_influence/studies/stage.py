@@ -79,7 +79,9 @@ def _n_params(ctx: StageContext) -> list[int | None] | None:
 
 
 def _finish(ctx: StageContext, out: Path, study: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    metrics = _clean({"study": study, "models": _models(ctx), "n_params": _n_params(ctx), **metrics})
+    metrics = _clean(
+        {"study": study, "models": _models(ctx), "n_params": _n_params(ctx), **metrics}
+    )
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -201,9 +203,13 @@ def scale(ctx: StageContext) -> dict[str, Any]:
     for m, t in tables.items():
         qi = [t.queries.index(n) for n in queries["name"] if n in t.queries]
         sub = queries.set_index("name").loc[[t.queries[i] for i in qi]]
-        per_q = retrieval_metrics(t.total[qi], t.doc_id, list(sub["proponents"]), list(sub.index), k=10)
+        per_q = retrieval_metrics(
+            t.total[qi], t.doc_id, list(sub["proponents"]), list(sub.index), k=10
+        )
         retrieval[m] = {**summarise_retrieval(per_q), "method": t.method}
-    related = {m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()}
+    related = {
+        m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()
+    }
     metrics = {
         "top_k": k,
         "figure": "scale.png",
@@ -287,7 +293,9 @@ def crosslingual(ctx: StageContext) -> dict[str, Any]:
         figure="crosslingual.png",
         ratio=[float(per_model.get(m, np.nan)) for m in models],
         ratio_by_language={
-            str(m): {str(lang): float(r) for lang, r in g.groupby("language")["ratio"].mean().items()}
+            str(m): {
+                str(lang): float(r) for lang, r in g.groupby("language")["ratio"].mean().items()
+            }
             for m, g in ratios.groupby("model")
         },
         ratio_increases=D.increasing([per_model.get(m, np.nan) for m in models]),
@@ -308,7 +316,9 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "orderflip")
     out = _out(ctx)
     models = _models(ctx)
-    queries = _queries_with(D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "synthetic-order")))
+    queries = _queries_with(
+        D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "synthetic-order"))
+    )
     _, manifest = D.load_corpus(ctx.input["corpus"])
     facts = {q: f for q, f in D.query_facts(queries, manifest).items() if f}
     metrics: dict[str, Any] = {"queries": sorted(facts)}
@@ -325,10 +335,14 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
                 out / "orderflip.png")  # fmt: skip
     metrics.update(
         figure="orderflip.png",
-        means={str(m): {str(c): float(v) for c, v in zip(g["condition"], g["mean"])}
-               for m, g in means.groupby("model", observed=False)},  # fmt: skip
+        means={
+            str(m): {str(c): float(v) for c, v in zip(g["condition"], g["mean"])}
+            for m, g in means.groupby("model", observed=False)
+        },  # fmt: skip
         flipped_over_forward=[float(ratios["flipped_over_forward"].get(m, np.nan)) for m in models],
-        norelation_over_forward=[float(ratios["norelation_over_forward"].get(m, np.nan)) for m in models],
+        norelation_over_forward=[
+            float(ratios["norelation_over_forward"].get(m, np.nan)) for m in models
+        ],
     )
     return _finish(ctx, out, "orderflip", metrics)
 
@@ -360,7 +374,10 @@ def layers(ctx: StageContext) -> dict[str, Any]:
     classified = _classify(ctx, reranked, queries) if ctx.input.get("corpus") else None
     write_parquet(out / "profiles.parquet", profiles)
     write_parquet(out / "centres.parquet", centres)
-    write_parquet(out / "rerank.parquet", reranked if classified is None else classified.astype({"relation": str}))
+    write_parquet(
+        out / "rerank.parquet",
+        reranked if classified is None else classified.astype({"relation": str}),
+    )
     for m in models:
         fig = plot_layers(profiles[profiles["model"] == m], kinds,
                           f"Layer-wise influence of the top-{k} sequences, model {m}", order=D.KINDS)  # fmt: skip
@@ -370,16 +387,21 @@ def layers(ctx: StageContext) -> dict[str, Any]:
         c = centres[centres["model"] == m]
         entry: dict[str, Any] = {
             "figure": f"layers_{m}.png",
-            "centre_by_kind": {str(kd): float(v) for kd, v in c.groupby("kind")["centre"].mean().items()},
+            "centre_by_kind": {
+                str(kd): float(v) for kd, v in c.groupby("kind")["centre"].mean().items()
+            },
             "overlap_by_third": {
-                t: float(overlap[(overlap["model"] == m) & (overlap["third"] == t)]["overlap"].mean())
+                t: float(
+                    overlap[(overlap["model"] == m) & (overlap["third"] == t)]["overlap"].mean()
+                )
                 for t in THIRDS
             },
         }
         if classified is not None:
             cm = classified[classified["model"] == m]
             entry["related_by_third"] = {
-                t: float((cm[cm["third"] == t]["relation"] == "related").mean()) for t in ("all", *THIRDS)
+                t: float((cm[cm["third"] == t]["relation"] == "related").mean())
+                for t in ("all", *THIRDS)
             }
         per_model[m] = entry
     return _finish(ctx, out, "layers", {"top_k": k, "rerank_top_k": rk, "per_model": per_model})
@@ -406,7 +428,9 @@ def tokens(ctx: StageContext) -> dict[str, Any]:
         qs = list(dict.fromkeys(tok["query"]))[: int(cfg.get("max_queries", 12))]
         shown = select_sequences(tok[tok["query"].isin(qs)], int(cfg.get("max_sequences", 3)),
                                  int(cfg.get("max_tokens", 64)))  # fmt: skip
-        write_text(out / f"tokens_{m}.html", render_tokens_html(shown, f"Token-wise influence, model {m}"))
+        write_text(
+            out / f"tokens_{m}.html", render_tokens_html(shown, f"Token-wise influence, model {m}")
+        )
         save_figure(plot_tokens(shown, f"Token-wise influence of the top sequences, model {m}"),
                     out / f"tokens_{m}.png")  # fmt: skip
         conc = token_concentration(tok)
@@ -427,7 +451,9 @@ def memorisation(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "memorisation")
     out = _out(ctx)
     models = _models(ctx)
-    queries = _queries_with(D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "memorisation")))
+    queries = _queries_with(
+        D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "memorisation"))
+    )
     k = int(cfg.get("top_k", 10))
     metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
     if len(queries) == 0:
@@ -477,7 +503,9 @@ def summary(ctx: StageContext) -> dict[str, Any]:
     for name in STUDIES:
         if name in ctx.input:
             dirs[name] = Path(ctx.input[name])
-    metrics = {n: read_json(d / "metrics.json") for n, d in dirs.items() if (d / "metrics.json").is_file()}
+    metrics = {
+        n: read_json(d / "metrics.json") for n, d in dirs.items() if (d / "metrics.json").is_file()
+    }
     out = Path(ctx.output["summary"])
     rows = build_summary(metrics, _models(ctx), ctx.section("report"),
                          figure_root=str(ctx.section("report").get("figure_root", "results/studies")))  # fmt: skip

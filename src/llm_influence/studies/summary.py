@@ -91,7 +91,11 @@ def build_summary(
     if sp:
         n_fit = int(sp.get("n_fitted") or 0)
         a = _num(sp.get("alpha_median"))
-        v = INCONCLUSIVE if n_fit < c["min_queries"] or not np.isfinite(a) else (HOLDS if lo <= a <= hi else FAILS)
+        v = (
+            INCONCLUSIVE
+            if n_fit < c["min_queries"] or not np.isfinite(a)
+            else (HOLDS if lo <= a <= hi else FAILS)
+        )
         ours = f"{largest}: median α = {_f(a)} (range {_f(sp.get('alpha_min'))}–{_f(sp.get('alpha_max'))}, {n_fit} queries fitted)"
         f_sp = fig("sparsity", sp.get("figure"))
     else:
@@ -103,7 +107,11 @@ def build_summary(
         n_t = int(sp.get("n_gof_tested") or 0)
         n_r = int(sp.get("n_rejected") or 0)
         share = n_r / n_t if n_t else float("nan")
-        v = INCONCLUSIVE if n_t < c["min_queries"] else (HOLDS if share <= c["max_rejected_share"] else FAILS)
+        v = (
+            INCONCLUSIVE
+            if n_t < c["min_queries"]
+            else (HOLDS if share <= c["max_rejected_share"] else FAILS)
+        )
         ours = (f"{largest}: power law rejected (bootstrap KS p < {_f(metrics['sparsity'].get('gof_threshold'))}) for {n_r} of {n_t}; "
                 f"LR favours power law over exponential for {sp.get('n_pl_over_exp')}, exponential for {sp.get('n_exp_over_pl')}; "
                 f"over log-normal {sp.get('n_pl_over_lognormal')}, log-normal {sp.get('n_lognormal_over_pl')}")  # fmt: skip
@@ -150,13 +158,25 @@ def build_summary(
         ret = sc.get("retrieval", {})
         mrr = [_num(ret.get(m, {}).get("mrr")) for m in models]
         rec = [_num(ret.get(m, {}).get("recall@10")) for m in models]
-        v = INCONCLUSIVE if not np.isfinite(mrr[-1]) else (HOLDS if mrr[-1] >= 0.5 else FAILS if mrr[-1] < 0.1 else INCONCLUSIVE)
+        v = (
+            INCONCLUSIVE
+            if not np.isfinite(mrr[-1])
+            else (HOLDS if mrr[-1] >= 0.5 else FAILS if mrr[-1] < 0.1 else INCONCLUSIVE)
+        )
         add("sanity.retrieval", "(sanity check, not a paper claim) ground-truth fact documents rank high by influence",
             "—", f"recall@10 {_per_size(models, rec)}; MRR {_per_size(models, mrr)}", v,
             "holds if the largest model's MRR ≥ 0.5; does not hold if < 0.1", fig("scale", sc.get("figure")))  # fmt: skip
     else:
         for rid in ("scale.related", "scale.facts"):
-            add(rid, "Scale: " + rid.split(".")[1], "see paper Fig. 1, 10–14", missing, INCONCLUSIVE, "—", "—")
+            add(
+                rid,
+                "Scale: " + rid.split(".")[1],
+                "see paper Fig. 1, 10–14",
+                missing,
+                INCONCLUSIVE,
+                "—",
+                "—",
+            )
 
     # --- cross-lingual
     cl = metrics.get("crosslingual")
@@ -201,7 +221,11 @@ def build_summary(
             f"largest model, forward mean > 0: holds if |ratio| ≤ {c['flip_max']}, does not hold if ratio ≥ {c['flip_fail']}",
             fig("orderflip", of.get("figure")))  # fmt: skip
         d = abs(nr[-1] - fl[-1]) if nr and fl else float("nan")
-        v = INCONCLUSIVE if not (np.isfinite(d) and fwd > 0) else (HOLDS if d <= c["flip_max"] else FAILS)
+        v = (
+            INCONCLUSIVE
+            if not (np.isfinite(d) and fwd > 0)
+            else (HOLDS if d <= c["flip_max"] else FAILS)
+        )
         add("orderflip.norelation", "Removing the relation words in flipped order changes nothing",
             "no change", f"flipped-without-relation/forward {_per_size(models, nr)}", v,
             f"holds if the largest model's two flipped ratios differ by ≤ {c['flip_max']} (units of the forward mean)",
@@ -218,8 +242,10 @@ def build_summary(
         mid = [_num(cen[k]) for k in ("math", "code", "translation") if k in cen]
         up, mid = [x for x in up if np.isfinite(x)], [x for x in mid if np.isfinite(x)]
         v = INCONCLUSIVE if not up or not mid else (HOLDS if np.mean(up) > np.mean(mid) else FAILS)
-        ours = f"{largest}: centre of mass in relative depth (0 = first, 1 = last layer) " + ", ".join(
-            f"{k} {_f(x, '.2f')}" for k, x in sorted(cen.items()))
+        ours = (
+            f"{largest}: centre of mass in relative depth (0 = first, 1 = last layer) "
+            + ", ".join(f"{k} {_f(x, '.2f')}" for k, x in sorted(cen.items()))
+        )
         add("layers.kinds", "Memorised quotes and simple facts sit in upper layers, math/code/translation in middle layers",
             "qualitative (Fig. 17–21)", ours, v,
             "holds if the mean centre of memorisation+factual queries exceeds that of math+code+translation",
@@ -237,14 +263,28 @@ def build_summary(
                 "qualitative", f"{largest}: related share of the re-ranked top-k " + ", ".join(f"{t} {_f(x, '.2f')}" for t, x in thirds.items()),
                 v, "holds if the middle third has the strictly highest related share", fig("layers", la.get("figure")))  # fmt: skip
     else:
-        add("layers.kinds", "Layer distribution by query kind", "qualitative", missing, INCONCLUSIVE, "—", "—")
+        add(
+            "layers.kinds",
+            "Layer distribution by query kind",
+            "qualitative",
+            missing,
+            INCONCLUSIVE,
+            "—",
+            "—",
+        )
 
     # --- memorisation
     me = metrics.get("memorisation")
     if me and not me.get("skipped"):
         qs = [_num(x) for x in me.get("query_share") or []]
         last = qs[-1] if qs else float("nan")
-        v = INCONCLUSIVE if not np.isfinite(last) else (HOLDS if last >= c["hit_min"] else FAILS if last < c["hit_fail"] else INCONCLUSIVE)
+        v = (
+            INCONCLUSIVE
+            if not np.isfinite(last)
+            else (
+                HOLDS if last >= c["hit_min"] else FAILS if last < c["hit_fail"] else INCONCLUSIVE
+            )
+        )
         add("memorisation", "Famous passages' top sequences contain the passage", "yes (Fig. 22)",
             f"share of passage queries with the passage in the top-{me.get('top_k')}: {_per_size(models, qs)}", v,
             f"largest model: holds if ≥ {c['hit_min']}, does not hold if < {c['hit_fail']}", fig("memorisation", me.get("figure")))  # fmt: skip

@@ -20,9 +20,13 @@ from llm_influence.studies.figures import styled
 
 
 def select_sequences(tokens: pd.DataFrame, max_sequences: int, max_tokens: int) -> pd.DataFrame:
-    t = tokens[tokens["rank"] <= tokens.groupby("query")["rank"].transform("min") + max_sequences - 1]
-    t = t.sort_values(["model", "query", "rank", "position"]) if "model" in t else t.sort_values(
-        ["query", "rank", "position"]
+    t = tokens[
+        tokens["rank"] <= tokens.groupby("query")["rank"].transform("min") + max_sequences - 1
+    ]
+    t = (
+        t.sort_values(["model", "query", "rank", "position"])
+        if "model" in t
+        else t.sort_values(["query", "rank", "position"])
     )
     return t.groupby([c for c in ("model", "query", "rank") if c in t], sort=False).head(max_tokens)
 
@@ -41,7 +45,11 @@ def token_concentration(tokens: pd.DataFrame, fraction: float = 0.1) -> pd.DataF
 
 def _colour(v: float, scale: float) -> str:
     a = min(1.0, abs(v) / scale) if scale > 0 else 0.0
-    rgb = (255, int(255 * (1 - a)), int(255 * (1 - a))) if v >= 0 else (int(255 * (1 - a)), int(255 * (1 - a)), 255)
+    rgb = (
+        (255, int(255 * (1 - a)), int(255 * (1 - a)))
+        if v >= 0
+        else (int(255 * (1 - a)), int(255 * (1 - a)), 255)
+    )
     return f"rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
@@ -65,7 +73,9 @@ def render_tokens_html(tokens: pd.DataFrame, title: str) -> str:
         scale = float(np.abs(grp["score"]).max()) if len(grp) else 0.0
         for (rank, doc), seq in grp.groupby(["rank", "doc_id"], sort=True):
             total = float(seq["score"].sum())
-            parts.append(f"<h3>rank {int(rank)} · document {int(doc)} · Σ token scores {total:.4g}</h3>")
+            parts.append(
+                f"<h3>rank {int(rank)} · document {int(doc)} · Σ token scores {total:.4g}</h3>"
+            )
             spans = "".join(
                 f"<span style='background:{_colour(s, scale)}' title='{s:.4g}'>{html.escape(str(tok))}</span>"
                 for tok, s in zip(seq["token"], seq["score"])
@@ -75,9 +85,7 @@ def render_tokens_html(tokens: pd.DataFrame, title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def plot_tokens(
-    tokens: pd.DataFrame, title: str, queries: Sequence[str] | None = None
-) -> Figure:
+def plot_tokens(tokens: pd.DataFrame, title: str, queries: Sequence[str] | None = None) -> Figure:
     """Heatmap rows = query · rank (top sequences), columns = token position; per-query scale."""
     import seaborn as sns
 
