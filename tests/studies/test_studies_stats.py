@@ -8,7 +8,12 @@ import pytest
 
 from llm_influence.studies.crosslingual import crosslingual_ratios, crosslingual_table
 from llm_influence.studies.data import increasing, layer_index, top_documents
-from llm_influence.studies.orderflip import flip_ratios, orderflip_means, orderflip_table
+from llm_influence.studies.orderflip import (
+    flip_ratios,
+    order_conditions,
+    orderflip_means,
+    orderflip_table,
+)
 from llm_influence.studies.powerlaw import (
     analyse_tail,
     bootstrap_gof,
@@ -126,20 +131,48 @@ def test_orderflip_means_constructed():
             "order": ["forward", "forward", "flipped", "flipped_norelation", None, "forward"],
         }
     )
+    queries = pd.DataFrame({"name": ["q1", "q2"], "fact_id": ["F", "F"], "order": ["forward", "forward"],
+                            "proponents": [[], []]})  # fmt: skip
+    cond = order_conditions(queries, manifest)
+    assert cond["q1"].to_dict() == {0: "query_order", 1: "query_order", 2: "flipped",
+                                    3: "flipped_norelation", 4: "unrelated", 5: "unrelated"}  # fmt: skip
     scores = pd.concat(
         [
             _long("m", "q1", [2.0, 4.0, 0.3, 0.1, 0.0, -0.2], np.arange(6)),
             _long("m", "q2", [1.0, 1.0, 0.1, 0.3, 0.2, 0.0], np.arange(6)),
         ]
     )
-    table = orderflip_table(scores, {"q1": {"F"}, "q2": {"F"}}, manifest)
+    table = orderflip_table(scores, cond)
     means = orderflip_means(table, ["m"]).set_index("condition")["mean"]
-    assert means["forward"] == pytest.approx((3.0 + 1.0) / 2)
+    assert means["query_order"] == pytest.approx((3.0 + 1.0) / 2)
     assert means["flipped"] == pytest.approx((0.3 + 0.1) / 2)
     assert means["flipped_norelation"] == pytest.approx((0.1 + 0.3) / 2)
     assert means["unrelated"] == pytest.approx(((0.0 - 0.2) / 2 + (0.2 + 0.0) / 2) / 2)
     ratios = flip_ratios(orderflip_means(table, ["m"])).iloc[0]
     assert ratios["flipped_over_forward"] == pytest.approx(0.2 / 2.0)
+
+
+def test_orderflip_conditions_follow_the_query_order():
+    """An answer-first probe: its own-order documents are the manifest's flipped ones."""
+    manifest = pd.DataFrame({"doc_id": [0, 1, 2], "fact_ids": [["F"], ["F"], ["F"]],
+                             "order": ["forward", "flipped", "flipped_norelation"]})  # fmt: skip
+    by_manifest = pd.DataFrame(
+        {"name": ["p"], "fact_id": ["F"], "order": ["flipped"], "proponents": [[]]}
+    )
+    assert order_conditions(by_manifest, manifest)["p"].tolist() == [
+        "flipped",
+        "query_order",
+        "flipped_norelation",
+    ]
+    # the queries table's own proponent columns take precedence
+    by_columns = by_manifest.assign(
+        proponents=[[1]], proponents_flipped=[[0]], proponents_flipped_norelation=[[2]]
+    )
+    assert order_conditions(by_columns, manifest)["p"].tolist() == [
+        "flipped",
+        "query_order",
+        "flipped_norelation",
+    ]
 
 
 def test_top_documents_ties_and_ranks():

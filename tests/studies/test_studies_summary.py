@@ -51,14 +51,14 @@ def test_crosslingual_rule(ratios, expect):
 @pytest.mark.parametrize(("flip", "expect"), [(0.05, HOLDS), (0.3, INCONCLUSIVE), (0.9, FAILS)])
 def test_orderflip_rule(flip, expect):
     m = {"orderflip": {"flipped_over_forward": [0.5, flip], "norelation_over_forward": [0.5, flip],
-                       "means": {"l": {"forward": 1.0}}, "figure": "o.png"}}  # fmt: skip
+                       "means": {"l": {"query_order": 1.0}}, "figure": "o.png"}}  # fmt: skip
     v = verdicts(m)
     assert v["orderflip.flipped"] == expect and v["orderflip.norelation"] == HOLDS
 
 
 def test_orderflip_negative_forward_is_inconclusive():
     m = {"orderflip": {"flipped_over_forward": [0.0, 0.0], "norelation_over_forward": [0.0, 0.0],
-                       "means": {"l": {"forward": -1.0}}}}  # fmt: skip
+                       "means": {"l": {"query_order": -1.0}}}}  # fmt: skip
     assert verdicts(m)["orderflip.flipped"] == INCONCLUSIVE
 
 

@@ -1,12 +1,19 @@
 """Order flip (paper Fig. 23–27): influence of a fact's documents by the order they state it in.
 
-For the queries tagged ``synthetic-order``: each training document is put in one condition —
-``forward`` (states one of the query's facts in the query's order, manifest ``order = forward``),
-``flipped`` (completion's phrase before the prompt's), ``flipped_norelation`` (flipped, relation
-words removed) or ``unrelated`` (states none of the query's facts); documents that mention the
-fact without an order label are left out. Statistic per model: the mean over queries of the
-per-query mean influence of each condition, and ratio = flipped / forward (paper: near zero; the
-translation pairs drop ≥ 10×).
+For the queries tagged ``synthetic-order``, each training document is put in one condition
+relative to *the query's* order:
+
+* ``query_order``: states the query's fact with the prompt's phrase before the completion's
+  (``queries.parquet`` ``proponents``; for a forward query the manifest's ``forward`` documents,
+  for an answer-first probe (``order: flipped``) the ``flipped`` ones);
+* ``flipped``: the opposite order, relation words kept (``proponents_flipped``);
+* ``flipped_norelation``: answer first without the relation words (``proponents_flipped_norelation``);
+* ``unrelated``: states none of the query's facts.
+
+Documents that mention the fact otherwise are left out. Without the ``proponents_flipped*``
+columns the conditions come from the manifest ``order`` column and the query's ``order``.
+Statistic per model: the mean over queries of the per-query mean influence of each condition,
+and ratio = flipped / query_order (paper: near zero; translation pairs drop ≥ 10×).
 """
 
 from __future__ import annotations
@@ -18,22 +25,57 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from llm_influence.studies.data import as_list, query_facts
 from llm_influence.studies.figures import new_figure, styled
 
-CONDITIONS = ("forward", "flipped", "flipped_norelation", "unrelated")
+CONDITIONS = ("query_order", "flipped", "flipped_norelation", "unrelated")
+CONDITION_LABELS = {
+    "query_order": "in query order",
+    "flipped": "flipped",
+    "flipped_norelation": "flipped, no relation",
+    "unrelated": "not at all",
+}
 
 
-def orderflip_table(
-    scores: pd.DataFrame, facts: Mapping[str, set[str]], manifest: pd.DataFrame
-) -> pd.DataFrame:
-    """(model, query, doc_id, condition, influence) for the queries in ``facts``."""
+def order_conditions(queries: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per query (with known facts): Series doc_id -> condition (documents left out are absent)."""
+    facts = query_facts(queries, manifest)
     man = manifest.set_index(manifest["doc_id"].astype(int))
-    order = man["order"].where(man["order"].notna(), None)
-    frames = []
-    for q, f in facts.items():
-        mentions = man["fact_ids"].map(lambda ids, f=f: bool(set(map(str, ids)) & f))
+    out = {}
+    for _, row in queries.iterrows():
+        q = str(row["name"])
+        f = facts.get(q, set())
+        if not f:
+            continue
+        mentions = man["fact_ids"].map(lambda ids, f=f: bool({str(i) for i in ids} & f))
         cond = pd.Series("unrelated", index=man.index, dtype=object)
-        cond[mentions] = order[mentions].map(lambda o: o if o in CONDITIONS else None)
+        cond[mentions] = None
+        if "proponents_flipped" in queries.columns:
+            sets = {
+                "query_order": as_list(row["proponents"]),
+                "flipped": as_list(row["proponents_flipped"]),
+                "flipped_norelation": as_list(row.get("proponents_flipped_norelation")),
+            }
+            for name, docs in sets.items():
+                docs = [int(d) for d in docs if int(d) in cond.index]
+                cond[docs] = name
+        else:
+            q_order = row.get("order") if isinstance(row.get("order"), str) else "forward"
+            other = "flipped" if q_order == "forward" else "forward"
+            mapping = {
+                q_order: "query_order",
+                other: "flipped",
+                "flipped_norelation": "flipped_norelation",
+            }
+            cond[mentions] = man.loc[mentions, "order"].map(mapping)
+        out[q] = cond.dropna()
+    return out
+
+
+def orderflip_table(scores: pd.DataFrame, conditions: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """(model, query, doc_id, influence, condition) for the queries in ``conditions``."""
+    frames = []
+    for q, cond in conditions.items():
         sub = scores[scores["query"] == q].copy()
         sub["condition"] = sub["doc_id"].astype(int).map(cond)
         frames.append(sub.dropna(subset=["condition"]))
@@ -58,9 +100,10 @@ def orderflip_means(table: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
 
 
 def flip_ratios(means: pd.DataFrame) -> pd.DataFrame:
-    """(model, flipped_over_forward, norelation_over_forward) from :func:`orderflip_means`."""
+    """(model, flipped_over_forward, norelation_over_forward) from :func:`orderflip_means`;
+    "forward" = the query's own order."""
     wide = means.pivot_table(index="model", columns="condition", values="mean", observed=False)
-    fwd = wide.get("forward", pd.Series(np.nan, index=wide.index))
+    fwd = wide.get("query_order", pd.Series(np.nan, index=wide.index))
     return pd.DataFrame(
         {
             "model": wide.index.astype(str),
@@ -90,5 +133,5 @@ def plot_orderflip(
         ax.set_xlabel("document states the fact …")
         ax.set_ylabel("mean influence (Δ log p per copy)")
         ax.set_xticks(range(len(CONDITIONS)))
-        ax.set_xticklabels(["in query order", "flipped", "flipped, no relation", "not at all"])
+        ax.set_xticklabels([CONDITION_LABELS[c] for c in CONDITIONS])
     return fig

@@ -308,6 +308,7 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
     """Inputs: scores, queries, corpus. Figure ``orderflip.png``; ``docs.parquet``, ``means.parquet``."""
     from llm_influence.studies.orderflip import (
         flip_ratios,
+        order_conditions,
         orderflip_means,
         orderflip_table,
         plot_orderflip,
@@ -320,13 +321,13 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
         D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "synthetic-order"))
     )
     _, manifest = D.load_corpus(ctx.input["corpus"])
-    facts = {q: f for q, f in D.query_facts(queries, manifest).items() if f}
+    facts = order_conditions(queries, manifest)
     metrics: dict[str, Any] = {"queries": sorted(facts)}
     if not facts:
         metrics["skipped"] = "no synthetic-order queries with known facts"
         return _finish(ctx, out, "orderflip", metrics)
     scores = _restrict(D.scores_frame(_scores(ctx)), facts)
-    table = orderflip_table(scores, facts, manifest)
+    table = orderflip_table(scores, facts)
     means = orderflip_means(table, models)
     ratios = flip_ratios(means).set_index("model")
     write_parquet(out / "docs.parquet", table.astype({"condition": str}))

@@ -210,15 +210,15 @@ def build_summary(
     if of and not of.get("skipped"):
         fl = [_num(x) for x in of.get("flipped_over_forward") or []]
         nr = [_num(x) for x in of.get("norelation_over_forward") or []]
-        fwd = _num(of.get("means", {}).get(largest, {}).get("forward"))
+        fwd = _num(of.get("means", {}).get(largest, {}).get("query_order"))
         r = fl[-1] if fl else float("nan")
         if not (np.isfinite(r) and fwd > 0):
             v = INCONCLUSIVE
         else:
             v = HOLDS if abs(r) <= c["flip_max"] else FAILS if r >= c["flip_fail"] else INCONCLUSIVE
         add("orderflip.flipped", "Documents stating the fact in flipped order have near-zero influence",
-            "near zero; ≥ 10× drop", f"flipped/forward mean influence {_per_size(models, fl)}", v,
-            f"largest model, forward mean > 0: holds if |ratio| ≤ {c['flip_max']}, does not hold if ratio ≥ {c['flip_fail']}",
+            "near zero; ≥ 10× drop", f"flipped/query-order mean influence {_per_size(models, fl)}", v,
+            f"largest model, query-order mean > 0: holds if |ratio| ≤ {c['flip_max']}, does not hold if ratio ≥ {c['flip_fail']}",
             fig("orderflip", of.get("figure")))  # fmt: skip
         d = abs(nr[-1] - fl[-1]) if nr and fl else float("nan")
         v = (
@@ -227,8 +227,8 @@ def build_summary(
             else (HOLDS if d <= c["flip_max"] else FAILS)
         )
         add("orderflip.norelation", "Removing the relation words in flipped order changes nothing",
-            "no change", f"flipped-without-relation/forward {_per_size(models, nr)}", v,
-            f"holds if the largest model's two flipped ratios differ by ≤ {c['flip_max']} (units of the forward mean)",
+            "no change", f"flipped-without-relation/query-order {_per_size(models, nr)}", v,
+            f"holds if the largest model's two flipped ratios differ by ≤ {c['flip_max']} (units of the query-order mean)",
             fig("orderflip", of.get("figure")))  # fmt: skip
     else:
         add("orderflip.flipped", "Flipped-order documents have near-zero influence", "≥ 10× drop",
