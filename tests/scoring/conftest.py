@@ -1,84 +1,9 @@
-"""Smoke artifacts (corpus -> tokenizer -> tokenized -> tiny model -> queries -> tfidf) built once
-per session by calling the real stage entry points in-process, the way the rules call them."""
-
-from __future__ import annotations
-
-import copy
-from pathlib import Path
+"""Session fixture: the smoke upstream artifacts, built once."""
 
 import pytest
-import yaml
-
-from llm_influence.workflow.runner import run_stage
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def smoke_config() -> dict:
-    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    config["device"] = "cpu"
-    config["queries"]["file"] = str(REPO / config["queries"]["file"])
-    return config
-
-
-def run(entry: str, config: dict, inputs: dict, outputs: dict, wildcards: dict | None = None) -> None:
-    run_stage(
-        entry,
-        rule=entry.rsplit(":", 1)[1],
-        config=config,
-        inputs=inputs,
-        outputs={k: str(v) for k, v in outputs.items()},
-        wildcards=wildcards or {},
-        threads=2,
-    )
+from scoring_fixtures import build_artifacts
 
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> dict:
-    """Paths of the upstream artifacts of the smallest smoke model."""
-    root = tmp_path_factory.mktemp("smoke")
-    config = smoke_config()
-    model_name = config["models"][0]
-    paths = {
-        "corpus": root / "corpus",
-        "tokenizer": root / "tokenizer",
-        "tokenized": root / "tokenized",
-        "model": root / "models" / model_name,
-        "queries": root / "queries",
-        "tfidf": root / "tfidf",
-    }
-    run("llm_influence.corpus.stage:build_corpus", config, {}, {"corpus": paths["corpus"]})
-    run("llm_influence.models.stage:train_tokenizer", config, {"corpus": paths["corpus"]}, {"tokenizer": paths["tokenizer"]})
-    run(
-        "llm_influence.models.stage:tokenize_corpus",
-        config,
-        {"corpus": paths["corpus"], "tokenizer": paths["tokenizer"]},
-        {"tokenized": paths["tokenized"]},
-    )
-    run(
-        "llm_influence.models.stage:pretrain_model",
-        config,
-        {"tokenized": paths["tokenized"], "tokenizer": paths["tokenizer"]},
-        {"model": paths["model"]},
-        {"model": model_name},
-    )
-    run(
-        "llm_influence.queries.stage:build_queries",
-        config,
-        {"corpus": paths["corpus"], "tokenizer": paths["tokenizer"]},
-        {"queries": paths["queries"]},
-    )
-    run(
-        "llm_influence.filtering.stage:build_candidates",
-        config,
-        {"corpus": paths["corpus"], "tokenized": paths["tokenized"], "queries": paths["queries"]},
-        {"tfidf": paths["tfidf"]},
-    )
-    return {"root": root, "config": config, "model_name": model_name, **paths}
-
-
-def with_shards(config: dict, fit_shards: int, score_shards: int) -> dict:
-    config = copy.deepcopy(config)
-    config["factors"]["shards"] = fit_shards
-    config["scores"]["shards"] = score_shards
-    return config
+    return build_artifacts(tmp_path_factory.mktemp("smoke"))

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import torch
 from scipy.stats import pearsonr
+from scoring_fixtures import run, with_shards
 
 from llm_influence.scoring.data import shard_bounds
 from llm_influence.utils.io import load_tensors
-
-from .conftest import run, with_shards
 
 STAGE = "llm_influence.scoring.stage"
 
@@ -53,7 +52,12 @@ def fit_and_score(artifacts: dict, root: Path, fit_shards: int, score_shards: in
     run(
         f"{STAGE}:gather_scores",
         config,
-        {"model": artifacts["model"], "shards": shards, "queries": artifacts["queries"], "tfidf": artifacts["tfidf"]},
+        {
+            "model": artifacts["model"],
+            "shards": shards,
+            "queries": artifacts["queries"],
+            "tfidf": artifacts["tfidf"],
+        },
         {"table": root / "table"},
     )
     return root
@@ -84,7 +88,9 @@ def test_sharded_factors_equal_single_fit(single, sharded):
     b, _ = load_tensors(sharded / "ekfac" / "factors.safetensors")
     assert a.keys() == b.keys()
     for key in a:
-        if key.startswith(("q_a", "q_s")):  # eigenvectors are defined up to sign: compare projectors
+        if key.startswith(
+            ("q_a", "q_s")
+        ):  # eigenvectors are defined up to sign: compare projectors
             pa, pb = a[key].double(), b[key].double()
             torch.testing.assert_close(pa @ pa.T, pb @ pb.T, rtol=1e-4, atol=1e-5)
         else:
@@ -100,7 +106,9 @@ def test_sharded_scores_equal_single_pass(single, sharded):
         r = pearsonr(a[key].flatten().numpy(), b[key].flatten().numpy()).statistic
         assert r >= 0.9999, (key, r)
     # layers sum to the total
-    torch.testing.assert_close(a["layers"].sum(-1), a["total"], rtol=1e-3, atol=1e-4 * a["total"].abs().max().item())
+    torch.testing.assert_close(
+        a["layers"].sum(-1), a["total"], rtol=1e-3, atol=1e-4 * a["total"].abs().max().item()
+    )
 
 
 def test_table_shapes_and_token_rows(artifacts, single):
@@ -132,4 +140,6 @@ def test_candidate_scores_match_table(artifacts, single):
     col = {int(d): i for i, d in enumerate(tensors["doc_id"].tolist())}
     qi = {n: i for i, n in enumerate(meta["queries"])}
     row = cand.iloc[len(cand) // 2]
-    assert np.isclose(row["influence"], float(tensors["total"][qi[row["query"]], col[int(row["doc_id"])]]))
+    assert np.isclose(
+        row["influence"], float(tensors["total"][qi[row["query"]], col[int(row["doc_id"])]])
+    )

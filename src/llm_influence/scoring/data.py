@@ -28,7 +28,12 @@ def load_training_set(tokenized_dir: str | Path) -> dict[str, torch.Tensor]:
     tensors, _ = load_tensors(Path(tokenized_dir) / "train.safetensors")
     ids, mask = tensors["input_ids"].long(), tensors["attention_mask"].long()
     labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "doc_id": tensors["doc_id"].long()}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "doc_id": tensors["doc_id"].long(),
+    }
 
 
 def load_query_set(queries_dir: str | Path) -> dict[str, torch.Tensor]:

@@ -89,7 +89,9 @@ def fit_covariance_shard(ctx: StageContext) -> dict[str, Any]:
 
 def fit_eigenbasis(ctx: StageContext) -> dict[str, Any]:
     """Merge the covariance shards and eigendecompose each factor in float64."""
-    stats = _merge([CovarianceStats.load(Path(d) / COVARIANCE_FILE) for d in ctx.input["covariance"]])
+    stats = _merge(
+        [CovarianceStats.load(Path(d) / COVARIANCE_FILE) for d in ctx.input["covariance"]]
+    )
     eigen = compute_eigenbasis(stats)
     eigen.save(Path(ctx.output["eigen"]) / EIGEN_FILE)
     return {"shards": len(ctx.input["covariance"])}
@@ -112,7 +114,9 @@ def assemble_factors(ctx: StageContext) -> dict[str, Any]:
     eigen = Eigenbasis.load(Path(ctx.input["eigen"]) / EIGEN_FILE)
     correction = None
     if cfg["strategy"] == "ekfac":
-        correction = _merge([CorrectionStats.load(Path(d) / CORRECTION_FILE) for d in ctx.input["correction"]])
+        correction = _merge(
+            [CorrectionStats.load(Path(d) / CORRECTION_FILE) for d in ctx.input["correction"]]
+        )
     factors = build_factors(eigen, correction, _fit_config(ctx), model=model)
     factors.save(Path(ctx.output["factors"]) / FACTORS_FILE)
     return {"modules": len(factors.modules), "strategy": cfg["strategy"]}
@@ -133,7 +137,9 @@ def score_shard(ctx: StageContext) -> dict[str, Any]:
 
     queries = precondition_queries(model, factors, query_batches, score_cfg)
     totals, layers, tokens = [], [], []
-    for batch in iter_scores(model, factors, queries, Batches(data, indices, score_cfg.batch_size), score_cfg):
+    for batch in iter_scores(
+        model, factors, queries, Batches(data, indices, score_cfg.batch_size), score_cfg
+    ):
         totals.append(batch.total)
         layers.append(batch.layers)
         tokens.append(_pad_tokens(batch.tokens, data["input_ids"].shape[1]))
@@ -144,13 +150,26 @@ def score_shard(ctx: StageContext) -> dict[str, Any]:
     }
 
     baseline_cfg = ScoreConfig(
-        rank=score_cfg.rank, per_layer=False, per_token=False, batch_size=score_cfg.batch_size,
-        dtype=score_cfg.dtype, device=score_cfg.device,
+        rank=score_cfg.rank,
+        per_layer=False,
+        per_token=False,
+        batch_size=score_cfg.batch_size,
+        dtype=score_cfg.dtype,
+        device=score_cfg.device,
     )
     identity = build_factors(None, None, _fit_config(ctx, strategy="identity"), model=model)
     id_queries = precondition_queries(model, identity, query_batches, baseline_cfg)
     result["graddot"] = torch.cat(
-        [b.total for b in iter_scores(model, identity, id_queries, Batches(data, indices, score_cfg.batch_size), baseline_cfg)],
+        [
+            b.total
+            for b in iter_scores(
+                model,
+                identity,
+                id_queries,
+                Batches(data, indices, score_cfg.batch_size),
+                baseline_cfg,
+            )
+        ],
         dim=1,
     )
     write_shard(

@@ -38,7 +38,9 @@ def write_shard(
         "graddot": result["graddot"].float(),
         "doc_id": doc_id.long(),
         "top_local": top.long(),
-        "top_tokens": torch.stack([result["tokens"][q, top[q]] for q in range(total.shape[0])]).float(),
+        "top_tokens": torch.stack(
+            [result["tokens"][q, top[q]] for q in range(total.shape[0])]
+        ).float(),
         "top_input_ids": input_ids[top].long(),  # (Q, k, T)
         "top_mask": attention_mask[top].long(),
     }
@@ -62,7 +64,9 @@ def gather_shards(
             raise ValueError(f"shard {path} was scored with other modules than {shard_dirs[0]}")
     total = torch.cat([p["total"] for p, _ in parts], dim=1)
     if total.shape[0] != len(query_names):
-        raise ValueError(f"shards hold {total.shape[0]} queries but queries.parquet has {len(query_names)}")
+        raise ValueError(
+            f"shards hold {total.shape[0]} queries but queries.parquet has {len(query_names)}"
+        )
     layers = torch.cat([p["layers"] for p, _ in parts], dim=1)
     graddot = torch.cat([p["graddot"] for p, _ in parts], dim=1)
     doc_id = torch.cat([p["doc_id"] for p, _ in parts])
@@ -73,10 +77,20 @@ def gather_shards(
     )
     write_json(
         out_dir / "index.json",
-        {"queries": query_names, "modules": modules, "method": method, "n_docs": int(total.shape[1])},
+        {
+            "queries": query_names,
+            "modules": modules,
+            "method": method,
+            "n_docs": int(total.shape[1]),
+        },
     )
-    write_parquet(out_dir / "tokens.parquet", _token_rows(parts, query_names, tokenizer, topk_tokens))
-    write_parquet(out_dir / "candidates_scores.parquet", _candidate_rows(candidates, total, doc_id, query_names))
+    write_parquet(
+        out_dir / "tokens.parquet", _token_rows(parts, query_names, tokenizer, topk_tokens)
+    )
+    write_parquet(
+        out_dir / "candidates_scores.parquet",
+        _candidate_rows(candidates, total, doc_id, query_names),
+    )
     return {"queries": len(query_names), "documents": int(total.shape[1]), "modules": len(modules)}
 
 
@@ -100,11 +114,17 @@ def _token_rows(parts: list, query_names: list[str], tokenizer: Any, topk: int) 
         for rank, (_, doc, scores, ids, length) in enumerate(cands[:topk], start=1):
             for pos in range(length):
                 tid = int(ids[pos])
-                rows.append((name, doc, rank, pos, tid, tokenizer.decode([tid]), float(scores[pos])))
-    return pd.DataFrame(rows, columns=["query", "doc_id", "rank", "position", "token_id", "token", "score"])
+                rows.append(
+                    (name, doc, rank, pos, tid, tokenizer.decode([tid]), float(scores[pos]))
+                )
+    return pd.DataFrame(
+        rows, columns=["query", "doc_id", "rank", "position", "token_id", "token", "score"]
+    )
 
 
-def _candidate_rows(candidates: pd.DataFrame, total: torch.Tensor, doc_id: torch.Tensor, query_names: list[str]) -> pd.DataFrame:
+def _candidate_rows(
+    candidates: pd.DataFrame, total: torch.Tensor, doc_id: torch.Tensor, query_names: list[str]
+) -> pd.DataFrame:
     column = {int(d): i for i, d in enumerate(doc_id.tolist())}
     qindex = {name: i for i, name in enumerate(query_names)}
     frame = candidates.rename(columns={"rank": "tfidf_rank"}).copy()
