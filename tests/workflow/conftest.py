@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from workflow_helpers import HERE, REPO, git_init
 
-TOY_ENV = {"PYTHONPATH": str(HERE)}
-
 
 @pytest.fixture
 def toy_repo(tmp_path: Path) -> Path:

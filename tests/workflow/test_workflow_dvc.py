@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import TOY_ENV
-from workflow_helpers import BIN, cli, data_files, dvc, run, tool_env
+from workflow_helpers import BIN, TOY_ENV, cli, data_files, dvc, run, tool_env
 
 from llm_influence.workflow.dvc_sync import commit_after_run
 

@@ -58,7 +58,7 @@ def test_run_rule_failure_is_logged_and_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_file_outputs_are_not_directories(tmp_path: Path) -> None:
-    smk = job(tmp_path, "toy_stages:write_file", kinds={"summary": "file"})
+    smk = job(tmp_path, "toy_stages:write_file", files=["summary"])
     smk.output = Namedlist(fromdict={"summary": str(tmp_path / "results" / "summary.md")})
     run_rule(smk)
     assert (tmp_path / "results" / "summary.md").read_text() == "# summary\n"

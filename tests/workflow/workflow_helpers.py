@@ -11,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+TOY_ENV = {"PYTHONPATH": str(HERE)}  # the toy workflow imports tests/workflow/toy_stages.py
 
 
 def tool_env(**extra: str) -> dict[str, str]:

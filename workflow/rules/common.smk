@@ -4,13 +4,12 @@
 #   input:   upstream directories by name + code=code_files(<packages the entry imports>)
 #   output:  one directory() per artifact, under data/ or results/, disjoint from all others
 #   log:     logs/<rule>[/<wildcards>].log
-#   params:  entry="<module>:<function>", config=config_params(<sections>), kinds=output_kinds,
-#            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC)
+#   params:  entry="<module>:<function>", config=config_params(<sections>),
+#            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC),
+#            files=[<names of outputs that are files, not directories>]
 #   script:  "../scripts/stage.py"
 # and register the end products with final_targets(lambda: [...]) so that `rule all` builds them.
 from pathlib import Path
-
-from snakemake.io import is_flagged
 
 PACKAGE_ROOT = Path("src/llm_influence")
 
@@ -50,14 +49,12 @@ def code_files(*packages):
 
 
 def output_kinds(wildcards, output):
-    """`params: kinds=output_kinds` tells the runner which outputs are directories.
+    """Deprecated and ignored (kept so older rule files still parse).
 
-    (Scripts receive plain strings, without Snakemake's directory() flag.)
+    Params functions see outputs without their directory() flag, so the runner cannot learn
+    kinds this way: outputs are directories unless named in `params: files=[...]`.
     """
-    return {
-        name: "directory" if is_flagged(path, "directory") else "file"
-        for name, path in output.items()
-    }
+    return {}
 
 
 def config_params(*sections):

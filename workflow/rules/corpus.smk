@@ -13,7 +13,6 @@ rule corpus:
     params:
         entry="llm_influence.corpus.stage:build_corpus",
         config=config_params("corpus"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 

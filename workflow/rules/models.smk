@@ -14,7 +14,6 @@ rule tokenizer:
     params:
         entry="llm_influence.models.stage:train_tokenizer",
         config=config_params("tokenizer"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -36,7 +35,6 @@ rule tokenize:
     params:
         entry="llm_influence.models.stage:tokenize_corpus",
         config=config_params("tokenizer"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -60,7 +58,6 @@ rule pretrain:
     params:
         entry="llm_influence.models.stage:pretrain_model",
         config=lambda wc: config_params("pretrain") | {"device": config["device"]},
-        kinds=output_kinds,
         metrics=["metrics.json"],
         plots={"train_log.csv": {"x": "step", "y": "loss"}},
     script:

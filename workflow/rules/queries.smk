@@ -15,7 +15,6 @@ rule queries:
     params:
         entry="llm_influence.queries.stage:build_queries",
         config=config_params("queries"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 

@@ -16,7 +16,6 @@ rule tfidf:
     params:
         entry="llm_influence.filtering.stage:build_candidates",
         config=config_params("tfidf"),
-        kinds=output_kinds,
         metrics=["metrics.json"],
     script:
         "../scripts/stage.py"

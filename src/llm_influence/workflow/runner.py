@@ -92,12 +92,15 @@ def _named(namedlist: Any) -> dict[str, Any]:
 
 
 def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
-    """Directory outputs, from ``params.kinds`` (see ``output_kinds`` in rules/common.smk).
+    """Outputs are directories (docs/design.md) except those named in ``params.files``.
 
-    Without it, every output is taken to be a directory (the layout of docs/design.md).
+    (Scripts receive plain strings, without Snakemake's ``directory()`` flag.)
     """
-    kinds = getattr(smk.params, "kinds", None) or {}
-    return {name for name in outputs if kinds.get(name, "directory") == "directory"}
+    files = set(getattr(smk.params, "files", None) or [])
+    unknown = files - set(outputs)
+    if unknown:
+        raise ValueError(f"rule {smk.rule}: params.files names no output: {sorted(unknown)}")
+    return set(outputs) - files
 
 
 def run_stage(
