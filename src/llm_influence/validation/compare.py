@@ -1,0 +1,112 @@
+"""Estimators against the exact damped GNH influence, and rank-r query batching against full rank."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from llm_influence.influence import FitConfig, ScoreConfig, fit_factors, precondition_queries, score_training
+from llm_influence.influence.modules import module_info
+from llm_influence.influence.reference import estimator_scores, gnh_rows, module_slices, per_example_gradients
+
+from .config import ESTIMATORS, ValidationConfig
+from .mse import lissa, mse_estimator_scores
+from .tasks import Task
+
+
+def mean_correlations(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Mean over queries (rows) of the Pearson / Spearman correlation across training examples
+    (the definition of ``reference.compare_estimators``); queries where either row is constant are
+    skipped (NaN if all are)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    ps, ss = [], []
+    for x, y in zip(a.double().numpy(), b.double().numpy()):
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        ps.append(pearsonr(x, y)[0])
+        ss.append(spearmanr(x, y)[0])
+    if not ps:
+        return math.nan, math.nan
+    return float(np.mean(ps)), float(np.mean(ss))
+
+
+def task_scores(task: Task, cfg: ValidationConfig, seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Scores [Q, N] of the exact damped GNH and of every estimator, with their wall times (s).
+
+    Cross-entropy tasks: ``reference.estimator_scores`` for exact, block, ekfac, kfac and
+    gradient_dot; LiSSA with the same rows, damping and recursion (:func:`mse.lissa`, which forms
+    the GNH once instead of two memory-bound passes over the rows per step)."""
+    ests = ("exact", *ESTIMATORS)
+    if task.loss == "mse":
+        return mse_estimator_scores(task.model, task.modules, task.x_train, task.y_train, task.x_query, task.y_query,
+                                    estimators=ests, damping_scale=cfg.damping_scale, lissa_depth=cfg.lissa_depth, seed=seed)  # fmt: skip
+    engine = tuple(e for e in ests if e != "lissa")
+    scores, secs = estimator_scores(task.model, task.train_batches, task.query_batches, estimators=engine, modules=task.modules,
+                                    damping_scale=cfg.damping_scale, label_samples=cfg.label_samples)  # fmt: skip
+    if "lissa" in ests:
+        t = time.perf_counter()
+        R, n = gnh_rows(task.model, task.modules, task.train_batches)
+        damp = torch.empty(R.shape[1], dtype=torch.float64)
+        for sl in module_slices(task.model, task.modules):  # λ_m exactly as estimator_scores
+            damp[sl] = float((R[:, sl] ** 2).sum() / n / (sl.stop - sl.start)) * cfg.damping_scale
+        Gq = per_example_gradients(task.model, task.modules, task.query_batches)
+        Gt = per_example_gradients(task.model, task.modules, task.train_batches)
+        scores["lissa"] = lissa(R, n, damp, Gq.T, depth=cfg.lissa_depth, seed=seed).T @ Gt.T
+        secs["lissa"] = time.perf_counter() - t
+    return scores, secs
+
+
+def correlation_table(task_name: str, scores: dict[str, torch.Tensor], secs: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for est in ESTIMATORS:
+        p, s = mean_correlations(scores[est], scores["exact"])
+        rows.append({"task": task_name, "estimator": est, "pearson": p, "spearman": s, "seconds": secs[est]})
+    rows.append({"task": task_name, "estimator": "exact", "pearson": 1.0, "spearman": 1.0, "seconds": secs["exact"]})
+    return pd.DataFrame(rows)
+
+
+def tracked_params(model: nn.Module, modules: Sequence[str]) -> int:
+    named = dict(model.named_modules())
+    return sum(i.d_out * i.d_in_h for i in (module_info(m, named[m]) for m in modules))
+
+
+def max_rank(model: nn.Module, modules: Sequence[str]) -> int:
+    """The rank at which every module's preconditioned query gradient is kept whole."""
+    named = dict(model.named_modules())
+    return max(min(i.d_out, i.d_in_h) for i in (module_info(m, named[m]) for m in modules))
+
+
+def rank_study(model: nn.Module, modules: list[str], train_batches: Sequence, query_batches: Sequence,
+               ranks: Sequence[int], damping_scale: float = 0.1, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Correlation of rank-r query scores with full-rank scores (same EK-FAC factors), per rank.
+
+    Ranks above a module's min(d_out, d_in + 1) keep that module whole (``effective_rank``)."""
+    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
+    pats = ["^" + m.replace(".", r"\.") + "$" for m in modules]
+    fcfg = FitConfig(strategy="ekfac", damping_scale=damping_scale, seed=seed, dtype=dtype, factor_dtype="float64",
+                     device="cpu", module_patterns=pats, progress=False)  # fmt: skip
+    fac = fit_factors(model, train_batches, fcfg)
+
+    def score(rank):
+        sc = ScoreConfig(rank=rank, dtype=dtype, device="cpu", progress=False, per_token=False, per_layer=False)
+        t = time.perf_counter()
+        q = precondition_queries(model, fac, query_batches, sc)
+        total = score_training(model, fac, q, train_batches, sc).total.double()
+        return total, time.perf_counter() - t
+
+    full, t_full = score(None)
+    top = max_rank(model, modules)
+    rows = []
+    for r in sorted(set(ranks)):
+        tot, t = score(r)
+        p, s = mean_correlations(tot, full)
+        rows.append({"rank": r, "effective_rank": min(r, top), "full_rank": r >= top, "pearson": p, "spearman": s,
+                     "seconds": t, "seconds_full": t_full})  # fmt: skip
+    return pd.DataFrame(rows)

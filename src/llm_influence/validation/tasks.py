@@ -1,0 +1,178 @@
+"""The validation tasks: small models trained in-process, deterministic from a seed, in seconds on CPU.
+
+* ``regression``: MLP (8 features -> h -> h -> 1, tanh) on synthetic tabular data, MSE loss. The engine
+  only knows the softmax cross-entropy of causal LMs, so this task is scored by the MSE twin of the
+  reference estimators in :mod:`llm_influence.validation.mse` (GNH of 0.5 (f - y)^2 = J^T J).
+* ``classifier``: MLP (8 -> h -> h -> C, tanh) on synthetic multi-class data, cross-entropy. Wrapped as a
+  two-position "LM" so the engine and ``reference.py`` score it unchanged: ``input_ids = [row, y]``
+  (row indexes a feature table held as a buffer), ``attention_mask = [1, 0]``, ``labels = [-100, y]``;
+  the logits at position 0 are the MLP's class logits and predict the label at position 1.
+* ``lm``: a tiny GPT-NeoX trained on sequences of a sparse random Markov chain; queries are held-out
+  sequences whose first half is the prompt (labels -100) and second half the completion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from .config import ValidationConfig
+
+
+@dataclass
+class Task:
+    name: str
+    loss: str  # "mse" | "ce"
+    model: nn.Module
+    modules: list[str]
+    train_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    query_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    # regression only (tensors, float64)
+    x_train: torch.Tensor | None = None
+    y_train: torch.Tensor | None = None
+    x_query: torch.Tensor | None = None
+    y_query: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, d_out))
+
+
+def _train_full_batch(model: nn.Module, loss_fn, steps: int, lr: float = 1e-2) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+class TableMLP(nn.Module):
+    """An MLP on rows of a fixed feature table, with the causal-LM interface the engine expects."""
+
+    def __init__(self, table: torch.Tensor, hidden: int, n_out: int):
+        super().__init__()
+        self.register_buffer("table", table)
+        self.mlp = _mlp(table.shape[1], hidden, n_out)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        x = self.table[input_ids[:, 0]]  # [B, d]
+        x = torch.stack([x, torch.zeros_like(x)], dim=1)  # position 1 only carries the label
+        return SimpleNamespace(logits=self.mlp(x))
+
+
+def make_regression(cfg: ValidationConfig, seed: int) -> Task:
+    g = torch.Generator().manual_seed(seed * 7919 + 1)
+    n, q, d = cfg.n_train, cfg.n_queries, 8
+    x = torch.randn(n + q, d, generator=g, dtype=torch.float64)
+    w1, w2 = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    y = torch.sin(x @ w1 / d**0.5) + 0.3 * (x @ w2 / d**0.5) ** 2 + 0.1 * torch.randn(n + q, generator=g, dtype=torch.float64)
+    y = (y - y[:n].mean()) / y[:n].std()
+    torch.manual_seed(seed)
+    model = _mlp(d, cfg.mlp_hidden, 1).double()
+    xt, yt = x[:n], y[:n]
+    final = _train_full_batch(model, lambda: 0.5 * ((model(xt).squeeze(-1) - yt) ** 2).mean(), cfg.mlp_steps)
+    model.eval()
+    with torch.no_grad():
+        test = float(0.5 * ((model(x[n:]).squeeze(-1) - y[n:]) ** 2).mean())
+    modules = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return Task("regression", "mse", model, modules, x_train=xt, y_train=yt, x_query=x[n:], y_query=y[n:],
+                info={"train_loss": final, "query_loss": test, "n_train": n, "n_queries": q})  # fmt: skip
+
+
+def _table_batches(rows: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> list[dict[str, torch.Tensor]]:
+    ids = torch.stack([rows, y], dim=1).long()
+    mask = torch.tensor([1, 0]).expand_as(ids).clone()
+    labels = torch.stack([torch.full_like(y, -100), y], dim=1).long()
+    return [{"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size], "labels": labels[i : i + batch_size]}
+            for i in range(0, len(rows), batch_size)]  # fmt: skip
+
+
+def make_classifier(cfg: ValidationConfig, seed: int, n_classes: int = 4) -> Task:
+    g = torch.Generator().manual_seed(seed * 7919 + 2)
+    n, q, d = cfg.n_train, cfg.n_queries, 8
+    centers = torch.randn(n_classes, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, n_classes, (n + q,), generator=g)
+    x = torch.tanh(centers[y] + torch.randn(n + q, d, generator=g, dtype=torch.float64))  # overlapping, warped
+    flip = torch.rand(n + q, generator=g) < 0.1  # 10% label noise: the fit stays away from zero loss
+    y = torch.where(flip, torch.randint(0, n_classes, (n + q,), generator=g), y)
+    torch.manual_seed(seed)
+    model = TableMLP(x, cfg.mlp_hidden, n_classes).double()
+    xt, yt = x[:n], y[:n]
+    final = _train_full_batch(model, lambda: nn.functional.cross_entropy(model.mlp(xt), yt), cfg.mlp_steps)
+    model.eval()
+    with torch.no_grad():
+        acc = float((model.mlp(x[n:]).argmax(-1) == y[n:]).double().mean())
+    modules = [f"mlp.{i}" for i, m in enumerate(model.mlp) if isinstance(m, nn.Linear)]
+    rows = torch.arange(n + q)
+    return Task("classifier", "ce", model, modules, _table_batches(rows[:n], yt), _table_batches(rows[n:], y[n:]),
+                info={"train_loss": final, "query_accuracy": acc, "n_train": n, "n_queries": q, "n_classes": n_classes})  # fmt: skip
+
+
+def markov_sequences(n: int, seq_len: int, vocab: int, seed: int, branching: int = 3) -> torch.Tensor:
+    """[n, seq_len] int64 from a sparse random Markov chain (``branching`` likely successors per token)."""
+    g = torch.Generator().manual_seed(seed * 7919 + 3)
+    trans = torch.full((vocab, vocab), 0.02)
+    for v in range(vocab):
+        succ = torch.randperm(vocab, generator=g)[:branching]
+        trans[v, succ] += torch.rand(branching, generator=g) + 0.5
+    trans = trans / trans.sum(-1, keepdim=True)
+    seqs = torch.empty(n, seq_len, dtype=torch.long)
+    seqs[:, 0] = torch.randint(0, vocab, (n,), generator=g)
+    for t in range(1, seq_len):
+        seqs[:, t] = torch.multinomial(trans[seqs[:, t - 1]], 1, generator=g).squeeze(-1)
+    return seqs
+
+
+def tiny_neox(cfg: ValidationConfig, seed: int) -> nn.Module:
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(seed)
+    conf = GPTNeoXConfig(vocab_size=cfg.lm_vocab, hidden_size=cfg.lm_hidden, intermediate_size=cfg.lm_intermediate,
+                         num_hidden_layers=cfg.lm_layers, num_attention_heads=4, max_position_embeddings=max(16, cfg.lm_seq_len),
+                         hidden_act="gelu", use_parallel_residual=True, tie_word_embeddings=False,
+                         attn_implementation="eager", bos_token_id=0, eos_token_id=0, pad_token_id=0)  # fmt: skip
+    return GPTNeoXForCausalLM(conf)
+
+
+def make_lm(cfg: ValidationConfig, seed: int) -> Task:
+    n, q, T = cfg.lm_pretrain_sequences, cfg.n_queries, cfg.lm_seq_len
+    seqs = markov_sequences(n + q, T, cfg.lm_vocab, seed)
+    train, queries = seqs[:n], seqs[n:]
+    model = tiny_neox(cfg, seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(cfg.lm_steps):
+        idx = torch.randint(0, n, (32,), generator=g)
+        opt.zero_grad()
+        loss = model(input_ids=train[idx], labels=train[idx]).loss
+        loss.backward()
+        opt.step()
+    model = model.double().eval()
+    with torch.no_grad():
+        held = float(model(input_ids=queries, labels=queries).loss)
+    k = cfg.lm_score_sequences
+    ones = torch.ones_like(train[:k])
+    train_b = [{"input_ids": train[i : i + 16], "attention_mask": ones[i : i + 16], "labels": train[i : i + 16].clone()} for i in range(0, k, 16)]
+    qlab = queries.clone()
+    qlab[:, : T // 2] = -100  # prompt = first half
+    query_b = [{"input_ids": queries, "attention_mask": torch.ones_like(queries), "labels": qlab}]
+    modules = [f"gpt_neox.layers.{i}.mlp.{m}" for i in range(cfg.lm_layers) for m in ("dense_h_to_4h", "dense_4h_to_h")]
+    return Task("lm", "ce", model, modules, train_b, query_b,
+                info={"train_loss": float(loss.detach()), "query_loss": held, "n_train": k, "n_queries": q,
+                      "vocab": cfg.lm_vocab, "seq_len": T})  # fmt: skip
+
+
+BUILDERS = {"regression": make_regression, "classifier": make_classifier, "lm": make_lm}
+
+
+def build_task(name: str, cfg: ValidationConfig, seed: int) -> Task:
+    return BUILDERS[name](cfg, seed)
