@@ -189,3 +189,25 @@ def test_layer_index_and_increasing():
     assert increasing([0.1, 0.2, 0.4]) is True
     assert increasing([0.4, 0.2]) is False
     assert increasing([0.1]) is None
+
+
+def test_truncated_lognormal_mle_matches_direct_optimisation():
+    from scipy import optimize, special
+
+    from llm_influence.studies.powerlaw import _loglik_lognormal
+
+    rng = np.random.default_rng(5)
+    x = rng.lognormal(0.0, 1.0, 2000)
+    xmin = 1.5
+    tail = x[x >= xmin]
+    lx = np.log(tail)
+
+    def nll(th):
+        sig = np.exp(th[1])
+        z = (lx - th[0]) / sig
+        return -(-lx - th[1] - 0.5 * np.log(2 * np.pi) - 0.5 * z**2
+                 - special.log_ndtr(-(np.log(xmin) - th[0]) / sig)).sum()  # fmt: skip
+
+    ref = optimize.minimize(nll, [0.5, 0.0], method="Nelder-Mead",
+                            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000})  # fmt: skip
+    assert _loglik_lognormal(tail, xmin).sum() == pytest.approx(-ref.fun, abs=1e-5)

@@ -13,7 +13,10 @@ r"""Clauset–Shalizi–Newman (2009) power-law analysis of a positive sample (c
 * Alternatives (CSN §5): log-likelihood ratio R = Σ (ln p_pl − ln p_alt) over the tail against an
   exponential and a log-normal, both truncated at x_min and fitted by maximum likelihood; Vuong's
   normalised statistic R / (√n σ) (σ = standard deviation of the pointwise differences) and the
-  two-sided p-value erfc(|R| / √(2 n σ²)). R > 0 with small p favours the power law.
+  two-sided p-value erfc(|R| / √(2 n σ²)). R > 0 with small p favours the power law. The
+  log-normal MLE is bounded (μ ∈ [−100, 100], σ ∈ [1e-4, 1e3]): on pure power-law tails its MLE
+  runs off to μ → −∞ (the log-normal tends to a power law) and the bounded fit is slightly worse,
+  which can only favour the power law by a fraction of a nat.
 """
 
 from __future__ import annotations
@@ -155,27 +158,43 @@ def _loglik_exponential(tail: np.ndarray, xmin: float) -> np.ndarray:
 
 
 def _loglik_lognormal(tail: np.ndarray, xmin: float) -> np.ndarray:
+    """Pointwise log-likelihood of a log-normal truncated at xmin, at its MLE (analytic gradient)."""
     logs = np.log(tail)
+    log_xmin = np.log(xmin)
+    n = logs.size
+    half_log_2pi = 0.5 * np.log(2 * np.pi)
 
     def pointwise(theta: np.ndarray) -> np.ndarray:
         mu, log_sigma = theta
         sigma = np.exp(log_sigma)
         z = (logs - mu) / sigma
+        a = (log_xmin - mu) / sigma
         return (
-            -logs
-            - np.log(sigma)
-            - 0.5 * np.log(2 * np.pi)
-            - 0.5 * z**2
-            - special.log_ndtr(-(np.log(xmin) - mu) / sigma)  # log P(X ≥ xmin)
-        )
+            -logs - log_sigma - half_log_2pi - 0.5 * z**2 - special.log_ndtr(-a)
+        )  # − log P(X ≥ xmin)
 
-    def nll(theta: np.ndarray) -> float:
-        val = -pointwise(theta).sum()
-        return float(val) if np.isfinite(val) else 1e300
+    def nll_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        mu, log_sigma = theta
+        sigma = np.exp(log_sigma)
+        z = (logs - mu) / sigma
+        a = (log_xmin - mu) / sigma
+        log_tail = special.log_ndtr(-a)
+        ll = -logs.sum() - n * (log_sigma + half_log_2pi) - 0.5 * (z**2).sum() - n * log_tail
+        # d/du log Φ(u) at u = −a (the inverse Mills ratio), computed in log space
+        mills = np.exp(-0.5 * a**2 - half_log_2pi - log_tail)
+        d_mu = z.sum() / sigma - n * mills / sigma
+        d_ls = -n + (z**2).sum() - n * mills * a
+        if not np.isfinite(ll):
+            return 1e300, np.zeros(2)
+        return float(-ll), -np.array([d_mu, d_ls])
 
     start = np.array([logs.mean(), np.log(max(logs.std(), 1e-3))])
     res = optimize.minimize(
-        nll, start, method="L-BFGS-B", bounds=[(-100.0, 100.0), (np.log(1e-4), np.log(1e3))]
+        nll_and_grad,
+        start,
+        jac=True,
+        method="TNC",  # bounded quasi-Newton; far cheaper per call than L-BFGS-B here
+        bounds=[(-100.0, 100.0), (np.log(1e-4), np.log(1e3))],
     )
     return pointwise(res.x)
 
