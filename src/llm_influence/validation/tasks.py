@@ -160,8 +160,9 @@ def make_lm(cfg: ValidationConfig, seed: int) -> Task:
     with torch.no_grad():
         held = float(model(input_ids=queries, labels=queries).loss)
     k = cfg.lm_score_sequences
-    ones = torch.ones_like(train[:k])
-    train_b = [{"input_ids": train[i : i + 16], "attention_mask": ones[i : i + 16], "labels": train[i : i + 16].clone()} for i in range(0, k, 16)]
+    scored = train[:k]
+    ones = torch.ones_like(scored)
+    train_b = [{"input_ids": scored[i : i + 16], "attention_mask": ones[i : i + 16], "labels": scored[i : i + 16].clone()} for i in range(0, k, 16)]
     qlab = queries.clone()
     qlab[:, : T // 2] = -100  # prompt = first half
     query_b = [{"input_ids": queries, "attention_mask": torch.ones_like(queries), "labels": qlab}]
