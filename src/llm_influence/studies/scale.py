@@ -59,7 +59,7 @@ def plot_stacked_shares(
 ) -> Figure:
     """Stacked bars: x = model (categorical order kept), stacks = values of ``column``."""
     with styled():
-        fig, ax = new_figure(ax, (max(4.0, 1.2 * shares["model"].nunique() + 2.5), 3.6))
+        fig, ax = new_figure(ax, (max(6.5, 1.2 * shares["model"].nunique() + 4.0), 3.8))
         wide = shares.pivot_table(index="model", columns=column, values="share", observed=False,
                                   aggfunc="sum").fillna(0.0)  # fmt: skip
         wide = wide.reindex(columns=[c for c in order if c in wide.columns])

@@ -96,7 +96,7 @@ def plot_tokens(tokens: pd.DataFrame, title: str, queries: Sequence[str] | None 
     rows = list(dict.fromkeys(t.sort_values(["query", "rank"])["row"]))
     wide = t.pivot_table(index="row", columns="position", values="norm").reindex(rows)
     with styled():
-        fig = Figure(figsize=(min(14.0, 3.0 + 0.12 * max(wide.shape[1], 1)), 1.4 + 0.28 * max(len(wide), 1)),
+        fig = Figure(figsize=(min(14.0, max(8.0, 4.0 + 0.12 * max(wide.shape[1], 1))), 1.4 + 0.28 * max(len(wide), 1)),
                      layout="constrained")  # fmt: skip
         ax = fig.add_subplot()
         sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-1, vmax=1,
