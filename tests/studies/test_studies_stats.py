@@ -211,3 +211,15 @@ def test_truncated_lognormal_mle_matches_direct_optimisation():
     ref = optimize.minimize(nll, [0.5, 0.0], method="Nelder-Mead",
                             options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000})  # fmt: skip
     assert _loglik_lognormal(tail, xmin).sum() == pytest.approx(-ref.fun, abs=1e-5)
+
+
+def test_sparsity_stats_independent_of_threads():
+    from llm_influence.studies.sparsity import sparsity_stats
+
+    rng = np.random.default_rng(3)
+    frames = [_long("m", f"q{i}", rng.pareto(2.0, 300) - 0.3, np.arange(300)) for i in range(3)]
+    s = pd.concat(frames)
+    kw = dict(min_tail=20, max_candidates=20, n_bootstrap=4)
+    pd.testing.assert_frame_equal(
+        sparsity_stats(s, n_jobs=1, **kw), sparsity_stats(s, n_jobs=3, **kw)
+    )

@@ -30,10 +30,17 @@ def sparsity_stats(
     n_bootstrap: int = 100,
     seed: int = 0,
     xmin: float | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
-    """One row per (model, query) of a long score table (model, query, doc_id, influence)."""
-    rows = []
-    for i, ((model, query), grp) in enumerate(scores.groupby(["model", "query"], sort=False)):
+    """One row per (model, query) of a long score table (model, query, doc_id, influence).
+
+    Query i's bootstrap uses seed ``seed + i``, so the result does not depend on ``n_jobs``
+    (threads; numpy releases the GIL in the array work).
+    """
+    groups = list(scores.groupby(["model", "query"], sort=False))
+
+    def one(i: int) -> dict:
+        (model, query), grp = groups[i]
         v = grp["influence"].to_numpy(dtype=np.float64)
         row = {"model": model, "query": query, "n_docs": int(v.size)}
         row["n_positive"] = int((v > 0).sum())
@@ -50,7 +57,15 @@ def sparsity_stats(
                 xmin=xmin,
             )
         )
-        rows.append(row)
+        return row
+
+    if n_jobs > 1 and len(groups) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            rows = list(pool.map(one, range(len(groups))))
+    else:
+        rows = [one(i) for i in range(len(groups))]
     return pd.DataFrame(rows)
 
 

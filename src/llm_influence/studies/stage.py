@@ -138,6 +138,7 @@ def sparsity(ctx: StageContext) -> dict[str, Any]:
         n_bootstrap=int(cfg.get("n_bootstrap", 100)),
         seed=ctx.seed,
         xmin=None if xmin is None else float(xmin),
+        n_jobs=max(1, int(ctx.threads)),
     )
     write_parquet(out / "stats.parquet", stats)
     p_gof = float(cfg.get("gof_threshold", 0.1))
