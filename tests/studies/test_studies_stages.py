@@ -90,3 +90,22 @@ def test_config_blocks_match_the_code():
 
         for study in from_conftest:
             assert set(studies[study]) == set(STUDIES_CFG[study]), (name, study)
+
+
+def test_study_without_its_queries_writes_placeholder(artifacts, tmp_path):
+    """A query set without role-play queries: metrics say why, the figure names still exist."""
+    import pandas as pd
+
+    from llm_influence.workflow.context import StageContext
+
+    qdir = tmp_path / "queries"
+    qdir.mkdir()
+    q = pd.read_parquet(artifacts["queries"] / "queries.parquet")
+    q[q["name"] != "shutdown"].to_parquet(qdir / "queries.parquet", index=False)
+    out = tmp_path / "roleplay"
+    out.mkdir()
+    ctx = StageContext(rule="roleplay", config={"seed": 0, "models": ["tiny", "small"], "studies": {}},
+                       input={**artifacts, "queries": qdir}, output={"study": out})  # fmt: skip
+    m = stage.roleplay(ctx)
+    assert m["skipped"] == "no role-play queries"
+    assert (out / "roleplay_categories.png").stat().st_size > 0

@@ -59,3 +59,13 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> No
                 "svg": {"Date": None}}.get(fmt, {})  # fmt: skip
     with mpl.rc_context({"svg.hashsalt": "llm-influence"}), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+
+
+def placeholder_figure(title: str, message: str) -> Figure:
+    """A figure that says why a study has nothing to show (keeps report() targets present)."""
+    with styled():
+        fig, ax = new_figure(None, (6.0, 2.0))
+        ax.set_axis_off()
+        ax.set_title(title)
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    return fig

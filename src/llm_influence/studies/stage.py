@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from llm_influence.studies import data as D
-from llm_influence.studies.figures import save_figure
+from llm_influence.studies.figures import placeholder_figure, save_figure
 from llm_influence.utils.io import read_json, write_json, write_parquet, write_text
 from llm_influence.workflow.context import StageContext
 
@@ -84,6 +84,14 @@ def _finish(ctx: StageContext, out: Path, study: str, metrics: dict[str, Any]) -
     )
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _skip(ctx: StageContext, out: Path, study: str, metrics: dict, reason: str, figures: list[str]):
+    """Metrics with the reason, and placeholder figures under the usual names."""
+    metrics["skipped"] = reason
+    for name in figures:
+        save_figure(placeholder_figure(f"{study}: nothing to show", reason), out / name)
+    return _finish(ctx, out, study, metrics)
 
 
 def _scores(ctx: StageContext, with_layers: bool = False) -> dict[str, D.ScoreTable]:
@@ -242,8 +250,8 @@ def roleplay(ctx: StageContext) -> dict[str, Any]:
     k = int(cfg.get("top_k", 20))
     metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
     if len(queries) == 0:
-        metrics["skipped"] = "no role-play queries"
-        return _finish(ctx, out, "roleplay", metrics)
+        return _skip(ctx, out, "roleplay", metrics, "no role-play queries",
+                     ["roleplay_categories.png", "roleplay_relations.png"])  # fmt: skip
     scores = _restrict(D.scores_frame(_scores(ctx)), queries["name"])
     top = _classify(ctx, D.top_documents(scores, k), queries)
     cats = category_shares(top, models)
@@ -282,8 +290,8 @@ def crosslingual(ctx: StageContext) -> dict[str, Any]:
                                source_language=str(cfg.get("source_language", "en")))  # fmt: skip
     metrics: dict[str, Any] = {"top_k": k}
     if table.empty:
-        metrics["skipped"] = "no translated queries (translation_of) in the score tables"
-        return _finish(ctx, out, "crosslingual", metrics)
+        return _skip(ctx, out, "crosslingual", metrics,
+                     "no translated queries (translation_of) in the score tables", ["crosslingual.png"])  # fmt: skip
     ratios = crosslingual_ratios(table)
     write_parquet(out / "pairs.parquet", table)
     write_parquet(out / "ratios.parquet", ratios)
@@ -325,8 +333,8 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
     facts = order_conditions(queries, manifest)
     metrics: dict[str, Any] = {"queries": sorted(facts)}
     if not facts:
-        metrics["skipped"] = "no synthetic-order queries with known facts"
-        return _finish(ctx, out, "orderflip", metrics)
+        return _skip(ctx, out, "orderflip", metrics, "no synthetic-order queries with known facts",
+                     ["orderflip.png"])  # fmt: skip
     scores = _restrict(D.scores_frame(_scores(ctx)), facts)
     table = orderflip_table(scores, facts)
     means = orderflip_means(table, models)
@@ -459,8 +467,9 @@ def memorisation(ctx: StageContext) -> dict[str, Any]:
     k = int(cfg.get("top_k", 10))
     metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
     if len(queries) == 0:
-        metrics["skipped"] = "no memorisation queries"
-        return _finish(ctx, out, "memorisation", metrics)
+        return _skip(
+            ctx, out, "memorisation", metrics, "no memorisation queries", ["memorisation.png"]
+        )
     docs, _ = D.load_corpus(ctx.input["corpus"])
     top = D.top_documents(_restrict(D.scores_frame(_scores(ctx)), queries["name"]), k)
     table = memorisation_table(top, queries, docs)
