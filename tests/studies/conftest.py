@@ -161,6 +161,7 @@ def build_artifacts(root: Path) -> dict[str, object]:
         doc_ids = manifest["doc_id"].to_numpy()[perm]
         save_tensors(d / "scores.safetensors", {"total": torch.from_numpy(total[:, perm]),
                                                 "layers": torch.from_numpy(layers[:, perm]),
+                                                "graddot": torch.from_numpy(rng.normal(size=total.shape).astype(np.float32)),
                                                 "doc_id": torch.from_numpy(doc_ids.astype(np.int64))})  # fmt: skip
         write_json(d / "index.json", {"queries": names, "modules": MODULES, "method": "ekfac"})
         _tokens(total[:, perm], names, doc_ids, rng).to_parquet(d / "tokens.parquet", index=False)
@@ -174,6 +175,10 @@ def build_artifacts(root: Path) -> dict[str, object]:
     cand = pd.concat([pd.DataFrame({"query": q, "doc_id": np.arange(0, 400, 2), "rank": np.arange(1, 201),
                                     "tfidf": np.linspace(10, 1, 200)}) for q in names])  # fmt: skip
     cand.to_parquet(tfidf / "candidates.parquet", index=False)
+    write_json(
+        tfidf / "metrics.json",
+        {"retrieval": {"n_queries_with_proponents": 3, "recall@10": 0.5, "mrr": 0.25}},
+    )
     return {
         "scores": score_dirs,
         "queries": queries,

@@ -33,6 +33,11 @@ def test_study_metrics_follow_planted_signal(study_dirs):
     scale = read_json(study_dirs["scale"] / "metrics.json")
     assert scale["fact_hit_share"] == [1.0, 1.0]
     assert scale["retrieval"]["small"]["mrr"] == 1.0
+    import pandas as pd
+
+    ret = pd.read_csv(study_dirs["scale"] / "retrieval.csv")
+    assert set(ret["method"]) == {"ekfac", "graddot", "tfidf"}
+    assert ret.loc[ret["method"] == "tfidf", "mrr"].item() == 0.25
     cl = read_json(study_dirs["crosslingual"] / "metrics.json")
     assert cl["ratio"][0] < cl["ratio"][1]
     of = read_json(study_dirs["orderflip"] / "metrics.json")

@@ -60,6 +60,7 @@ class ScoreTable:
     method: str = "ekfac"
     layers: np.ndarray | None = None
     path: Path | None = None
+    graddot: np.ndarray | None = None  # gradient dot-product baseline [Q,N], when the table has it
 
     def query_index(self, name: str) -> int:
         return self.queries.index(name)
@@ -78,6 +79,7 @@ def load_score_table(path: str | Path, with_layers: bool = True) -> ScoreTable:
         method=str(index.get("method", "ekfac")),
         layers=layers.double().numpy() if layers is not None else None,
         path=path,
+        graddot=tensors["graddot"].double().numpy() if "graddot" in tensors else None,
     )
 
 

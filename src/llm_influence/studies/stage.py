@@ -187,7 +187,8 @@ def sparsity(ctx: StageContext) -> dict[str, Any]:
 
 
 def scale(ctx: StageContext) -> dict[str, Any]:
-    """Inputs: scores, queries, corpus. Figure ``scale.png``; ``top.parquet``, ``shares.parquet``."""
+    """Inputs: scores, queries, corpus, tfidf (optional). Figure ``scale.png``; ``top.parquet``,
+    ``shares.parquet``, ``retrieval.parquet``/``.csv`` (recall@10, MRR per model and method)."""
     from llm_influence.studies.retrieval import retrieval_metrics, summarise_retrieval
     from llm_influence.studies.scale import plot_relation_shares, proponent_in_top
 
@@ -208,14 +209,25 @@ def scale(ctx: StageContext) -> dict[str, Any]:
                 out / "scale.png")  # fmt: skip
     facts = _queries_with(queries, "factual")
     hits = proponent_in_top(top_all, facts, models, fact_k)
-    retrieval = {}
+    # ground-truth retrieval (issue 4): the table's method, the gradient dot product, TF-IDF
+    retrieval, rows = {}, []
     for m, t in tables.items():
         qi = [t.queries.index(n) for n in queries["name"] if n in t.queries]
         sub = queries.set_index("name").loc[[t.queries[i] for i in qi]]
-        per_q = retrieval_metrics(
-            t.total[qi], t.doc_id, list(sub["proponents"]), list(sub.index), k=10
-        )
-        retrieval[m] = {**summarise_retrieval(per_q), "method": t.method}
+        props, names = list(sub["proponents"]), list(sub.index)
+        methods = {t.method: t.total, **({"graddot": t.graddot} if t.graddot is not None else {})}
+        for method, mat in methods.items():
+            summ = summarise_retrieval(retrieval_metrics(mat[qi], t.doc_id, props, names, k=10))
+            rows.append({"model": m, "method": method, **summ})
+            if method == t.method:
+                retrieval[m] = {**summ, "method": method}
+    if ctx.input.get("tfidf") and (Path(ctx.input["tfidf"]) / "metrics.json").is_file():
+        tf = read_json(Path(ctx.input["tfidf"]) / "metrics.json").get("retrieval")
+        if tf:
+            rows.append({"model": "(any)", "method": "tfidf", **tf})
+    retrieval_table = pd.DataFrame(rows)
+    write_parquet(out / "retrieval.parquet", retrieval_table)
+    write_text(out / "retrieval.csv", retrieval_table.to_csv(index=False, float_format="%.4f"))
     related = {
         m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()
     }
@@ -234,6 +246,7 @@ def scale(ctx: StageContext) -> dict[str, Any]:
         ],
         "n_fact_queries": int(hits["query"].nunique()) if len(hits) else 0,
         "retrieval": retrieval,
+        "retrieval_by_method": retrieval_table.to_dict(orient="records"),
     }
     return _finish(ctx, out, "scale", metrics)
 

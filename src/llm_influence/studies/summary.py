@@ -163,8 +163,15 @@ def build_summary(
             if not np.isfinite(mrr[-1])
             else (HOLDS if mrr[-1] >= 0.5 else FAILS if mrr[-1] < 0.1 else INCONCLUSIVE)
         )
+        main_method = ret.get(largest, {}).get("method")
+        others = "; ".join(
+            f"{r.get('method')} ({r.get('model')}): recall@10 {_f(r.get('recall@10'))}, MRR {_f(r.get('mrr'))}"
+            for r in sc.get("retrieval_by_method", []) if r.get("method") != main_method
+        )  # fmt: skip
+        ours = f"{main_method or 'influence'}: recall@10 {_per_size(models, rec)}; MRR {_per_size(models, mrr)}"
+        ours += f" (baselines: {others})" if others else ""
         add("sanity.retrieval", "(sanity check, not a paper claim) ground-truth fact documents rank high by influence",
-            "—", f"recall@10 {_per_size(models, rec)}; MRR {_per_size(models, mrr)}", v,
+            "—", ours, v,
             "holds if the largest model's MRR ≥ 0.5; does not hold if < 0.1", fig("scale", sc.get("figure")))  # fmt: skip
     else:
         for rid in ("scale.related", "scale.facts"):
