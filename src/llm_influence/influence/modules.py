@@ -313,6 +313,8 @@ class Tracker:
         """Forward, loss (summed CE on real or sampled labels), backward to the tracked outputs."""
         with torch.enable_grad():
             logits = self.forward(batch)
+            for name, out in zip(self.modules, self._outputs):  # name the first layer that goes non-finite
+                check_finite(out.detach(), name, what, index)
             if sample_seed is None:
                 targets = batch["labels"][:, 1:]
             else:
@@ -320,7 +322,8 @@ class Tracker:
             loss = summed_loss(logits, targets)
             if not torch.isfinite(loss):
                 raise NonFiniteGradientError(f"{what} batch {index}: loss is {loss.item()} (non-finite)")
-            return self.backward(loss, batch, compute_dtype, what, index)
+            pairs = self.backward(loss, batch, compute_dtype, what, index)
+            return pairs
 
 
 def check_finite(value: torch.Tensor, module: str, what: str, index: int) -> None:
