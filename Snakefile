@@ -35,6 +35,9 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/queries.smk"
 include: "workflow/rules/tfidf.smk"
+include: "workflow/rules/factors.smk"
+include: "workflow/rules/scores.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:

@@ -79,3 +79,12 @@ def final_targets(fn):
 
 def all_targets():
     return [target for fn in FINAL_TARGETS for target in fn()]
+
+
+def score_tables(wildcards=None):
+    """The per-model influence tables, in the order of config["models"] (smallest first)."""
+    return expand("results/scores/{model}/table", model=config["models"])
+
+
+def model_dirs(wildcards=None):
+    return expand("data/models/{model}", model=config["models"])
