@@ -1,0 +1,217 @@
+"""Influence-engine benchmark: fit and scoring cost as ratios to a plain forward+backward pass.
+
+    python benchmarks/bench_influence.py --arch llama --json bench.json        # full (issue 3 sizes)
+    python benchmarks/bench_influence.py --quick                               # smaller, for a smoke run
+
+Model: 2 layers, d_model 128, d_ff 512, vocab 1000, 64 tokens, random weights (seeded); 512 fit
+sequences, 1024 training sequences, 8 and 64 queries. The forward+backward baseline (summed CE,
+parameter gradients) is measured in the same run over the same sequences. With ``kronfluence``
+importable it is run on the same model, data, damping (0.1 × mean Λ) and modules, and the
+correlation of the two full-rank score tables is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+
+def build_model(arch: str, d: int, ff: int, vocab: int, ctx: int, seed: int = 0):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=ff, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=4, max_position_embeddings=ctx, attn_implementation="sdpa")
+        return LlamaForCausalLM(cfg).eval()
+    cfg = GPTNeoXConfig(vocab_size=vocab, hidden_size=d, intermediate_size=ff, num_hidden_layers=2, num_attention_heads=4,
+                        max_position_embeddings=ctx, attn_implementation="sdpa")
+    return GPTNeoXForCausalLM(cfg).eval()
+
+
+def data(n: int, T: int, vocab: int, seed: int, prompt: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (n, T), generator=g)
+    mask = torch.ones_like(ids)
+    labels = ids.clone()
+    labels[:, :prompt] = -100
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def fwd_bwd_seconds(model, batches) -> float:
+    from llm_influence.influence.modules import summed_loss
+
+    model.eval()
+    t = time.perf_counter()
+    for b in batches:
+        model.zero_grad(set_to_none=True)
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        summed_loss(logits, b["labels"][:, 1:]).backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def run_ours(model, fit_b, train_b, query_sets, ranks, bs, device):
+    from llm_influence.influence import FitConfig, ScoreConfig, fit_factors, precondition_queries, score_training
+
+    rows, keep = [], {}
+    fcfg = FitConfig(batch_size=bs, device=device, progress=False)
+    factors, s = timed(lambda: fit_factors(model, fit_b, fcfg))
+    rows.append(("fit", None, None, s))
+    for nq, qb in query_sets.items():
+        for rank in ranks:
+            for phase, per_token in (("score", True), ("score_total", False)):
+                cfg = ScoreConfig(rank=rank, per_token=per_token, per_layer=per_token, batch_size=bs, device=device, progress=False)
+
+                def go():
+                    q = precondition_queries(model, factors, qb, cfg)
+                    return score_training(model, factors, q, train_b, cfg)
+
+                res, s = timed(go)
+                rows.append((phase, nq, rank, s))
+                if phase == "score_total" and rank is None:
+                    keep[nq] = res.total
+    return factors, rows, keep
+
+
+def run_kronfluence(model, fit_t, train_t, query_sets, bs, modules, workdir):
+    """Kronfluence 1.x on the same model/data/modules; EK-FAC, damping_factor=None (0.1 × mean Λ)."""
+    import torch.nn.functional as F
+    from kronfluence.analyzer import Analyzer, prepare_model
+    from kronfluence.arguments import FactorArguments, ScoreArguments
+    from kronfluence.task import Task
+    from torch.utils.data import TensorDataset
+
+    tracked = list(modules)
+
+    class LMTask(Task):
+        def compute_train_loss(self, batch, model, sample=False):
+            ids, mask, labels = batch
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            flat = logits.reshape(-1, logits.shape[-1])
+            if sample:
+                with torch.no_grad():
+                    tgt = torch.multinomial(torch.softmax(flat.detach(), -1), 1).flatten()
+                valid = labels[:, 1:].reshape(-1) != -100
+                tgt = torch.where(valid, tgt, torch.full_like(tgt, -100))
+            else:
+                tgt = labels[:, 1:].reshape(-1)
+            return F.cross_entropy(flat, tgt, ignore_index=-100, reduction="sum")
+
+        def compute_measurement(self, batch, model):
+            return self.compute_train_loss(batch, model, sample=False)
+
+        def get_influence_tracked_modules(self):
+            return tracked
+
+        def get_attention_mask(self, batch):
+            return batch[1]
+
+    task = LMTask()
+    model = prepare_model(model, task)
+    analyzer = Analyzer(analysis_name="bench", model=model, task=task, output_dir=str(workdir), disable_tqdm=True, disable_model_save=True)
+    ds = lambda t: TensorDataset(t["input_ids"], t["attention_mask"], t["labels"])  # noqa: E731
+    fa = FactorArguments(strategy="ekfac")
+    rows = []
+    _, s = timed(lambda: analyzer.fit_all_factors("f", dataset=ds(fit_t), per_device_batch_size=bs, factor_args=fa, overwrite_output_dir=True))
+    rows.append(("fit", None, None, s))
+    keep = {}
+    for nq, qt in query_sets.items():
+        for rank in (32, None):
+            base = dict(damping_factor=None, query_low_rank=rank)
+            total_args = ScoreArguments(**base)
+            _, s_total = timed(lambda: analyzer.compute_pairwise_scores(f"t{nq}{rank}", "f", query_dataset=ds(qt), train_dataset=ds(train_t), per_device_query_batch_size=nq, per_device_train_batch_size=bs, score_args=total_args, overwrite_output_dir=True))
+            rows.append(("score_total", nq, rank, s_total))
+            if rank is None:
+                keep[nq] = analyzer.load_pairwise_scores(f"t{nq}{rank}")["all_modules"]
+            _, s_layer = timed(lambda: analyzer.compute_pairwise_scores(f"l{nq}{rank}", "f", query_dataset=ds(qt), train_dataset=ds(train_t), per_device_query_batch_size=nq, per_device_train_batch_size=bs, score_args=ScoreArguments(**base, compute_per_module_scores=True), overwrite_output_dir=True))
+            _, s_tok = timed(lambda: analyzer.compute_pairwise_scores(f"k{nq}{rank}", "f", query_dataset=ds(qt), train_dataset=ds(train_t), per_device_query_batch_size=nq, per_device_train_batch_size=bs, score_args=ScoreArguments(**base, compute_per_token_scores=True), overwrite_output_dir=True))
+            rows.append(("score", nq, rank, s_total + s_layer + s_tok))
+    return rows, keep
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=["llama", "gpt_neox"], default="llama")
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--d-ff", type=int, default=512)
+    ap.add_argument("--vocab", type=int, default=1000)
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--fit-seqs", type=int, default=512)
+    ap.add_argument("--train-seqs", type=int, default=1024)
+    ap.add_argument("--queries", type=int, nargs="+", default=[8, 64])
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="64 fit / 128 train sequences")
+    ap.add_argument("--no-kronfluence", action="store_true")
+    ap.add_argument("--json", default=None, help="write the rows as JSON here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.fit_seqs, args.train_seqs = 64, 128
+    torch.set_num_threads(args.threads)
+    from llm_influence.influence import find_tracked_modules, make_batches
+
+    model = build_model(args.arch, args.d_model, args.d_ff, args.vocab, args.seq_len)
+    fit_t = data(args.fit_seqs, args.seq_len, args.vocab, 1)
+    train_t = data(args.train_seqs, args.seq_len, args.vocab, 2)
+    q_t = {n: data(n, args.seq_len, args.vocab, 3 + n, prompt=args.seq_len // 2) for n in args.queries}
+    fit_b, train_b = make_batches(fit_t, args.batch_size), make_batches(train_t, args.batch_size)
+    q_b = {n: make_batches(t, n) for n, t in q_t.items()}
+    fwd_bwd_seconds(model, train_b[:2])  # warm-up
+    base_fit = fwd_bwd_seconds(model, fit_b)
+    base_train = fwd_bwd_seconds(model, train_b)
+    _, rows, ours_scores = run_ours(model, fit_b, train_b, q_b, [32, None], args.batch_size, args.device)
+    out_rows = []
+
+    def add(impl, rows_):
+        for phase, nq, rank, s in rows_:
+            base = base_fit if phase == "fit" else base_train
+            out_rows.append({"impl": impl, "phase": phase, "queries": nq, "rank": rank, "seconds": round(s, 4), "ratio_to_fwd_bwd": round(s / base, 3)})
+
+    add("ours", rows)
+    correlation = None
+    if not args.no_kronfluence:
+        try:
+            import kronfluence  # noqa: F401
+        except ImportError:
+            print("kronfluence not importable: comparison skipped")
+        else:
+            import tempfile
+
+            from scipy.stats import pearsonr, spearmanr
+
+            with tempfile.TemporaryDirectory() as wd:
+                krows, kscores = run_kronfluence(model, fit_t, train_t, q_t, args.batch_size, find_tracked_modules(model), wd)
+            add("kronfluence", krows)
+            n = max(kscores)
+            a, b = ours_scores[n].flatten().double().numpy(), kscores[n].flatten().double().numpy()
+            correlation = {"pearson": float(pearsonr(a, b)[0]), "spearman": float(spearmanr(a, b)[0])}
+    result = {"rows": out_rows, "correlation": correlation}
+    print(f"{args.arch}: fwd+bwd fit set {base_fit:.2f}s, train set {base_train:.2f}s, threads {args.threads}")
+    print(f"{'impl':12s} {'phase':12s} {'Q':>4s} {'rank':>5s} {'seconds':>9s} {'ratio':>7s}")
+    for r in out_rows:
+        print(f"{r['impl']:12s} {r['phase']:12s} {str(r['queries']):>4s} {str(r['rank']):>5s} {r['seconds']:9.2f} {r['ratio_to_fwd_bwd']:7.2f}")
+    if correlation:
+        print(f"correlation with kronfluence (full rank, {n} queries): {correlation}")
+    if args.json:
+        from llm_influence.utils.io import write_json
+
+        write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
