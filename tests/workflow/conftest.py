@@ -1,7 +1,8 @@
 """The toy workflow: the project's plumbing with throwaway stages, in a fresh git + DVC repo.
 
-``toy/dvc.yaml`` is what ``llm-influence dvc-sync`` writes for it (checked by a test), copied
-rather than regenerated per test to save a Snakemake start-up.
+``toy/dvc.expected.yaml`` is what ``llm-influence dvc-sync`` writes for it (checked by a test),
+copied rather than regenerated per test to save a Snakemake start-up. (Not named dvc.yaml: DVC
+would take it for a pipeline of the repository itself.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from workflow_helpers import HERE, REPO, git_init
 def toy_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "toy"
     shutil.copytree(HERE / "toy", repo)
+    (repo / "dvc.expected.yaml").rename(repo / "dvc.yaml")
     (repo / "workflow" / "scripts").mkdir(parents=True)
     shutil.copy2(REPO / "workflow" / "scripts" / "stage.py", repo / "workflow" / "scripts")
     shutil.copy2(REPO / ".dvcignore", repo / ".dvcignore")
