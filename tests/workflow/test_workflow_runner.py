@@ -63,3 +63,17 @@ def test_file_outputs_are_not_directories(tmp_path: Path) -> None:
     run_rule(smk)
     assert (tmp_path / "results" / "summary.md").read_text() == "# summary\n"
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["summary.md"]
+
+
+def test_summary_md_is_a_file_without_declaration(tmp_path: Path) -> None:
+    smk = job(tmp_path, "toy_stages:write_file")
+    smk.output = Namedlist(fromdict={"summary": str(tmp_path / "results" / "summary.md")})
+    run_rule(smk)
+    assert (tmp_path / "results" / "summary.md").is_file()
+
+
+def test_dotted_model_name_is_a_directory(tmp_path: Path) -> None:
+    smk = job(tmp_path, "toy_stages:make_source")
+    smk.output = Namedlist(fromdict={"source": str(tmp_path / "data" / "pythia-1.4b")})
+    run_rule(smk)
+    assert (tmp_path / "data" / "pythia-1.4b" / "provenance.json").is_file()

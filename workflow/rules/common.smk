@@ -6,7 +6,7 @@
 #   log:     logs/<rule>[/<wildcards>].log
 #   params:  entry="<module>:<function>", config=config_params(<sections>),
 #            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC),
-#            files=[<names of outputs that are files, not directories>]
+#            files=[...] only for a file output without a data suffix (.md/.json/... are files)
 #   script:  "../scripts/stage.py"
 # and register the end products with final_targets(lambda: [...]) so that `rule all` builds them.
 from pathlib import Path
@@ -52,7 +52,7 @@ def output_kinds(wildcards, output):
     """Deprecated and ignored (kept so older rule files still parse).
 
     Params functions see outputs without their directory() flag, so the runner cannot learn
-    kinds this way: outputs are directories unless named in `params: files=[...]`.
+    kinds this way; it goes by the path (see llm_influence.workflow.runner._dir_outputs).
     """
     return {}
 

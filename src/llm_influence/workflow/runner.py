@@ -91,16 +91,46 @@ def _named(namedlist: Any) -> dict[str, Any]:
     return {name: value for name, value in namedlist.items()}
 
 
-def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
-    """Outputs are directories (docs/design.md) except those named in ``params.files``.
+# Outputs whose name ends in one of these are files; everything else is a directory.
+FILE_SUFFIXES = frozenset(
+    [
+        ".md",
+        ".txt",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".csv",
+        ".tsv",
+        ".parquet",
+        ".arrow",
+        ".safetensors",
+        ".pt",
+        ".png",
+        ".pdf",
+        ".svg",
+        ".html",
+    ]
+)
 
-    (Scripts receive plain strings, without Snakemake's ``directory()`` flag.)
+
+def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
+    """Which outputs are directories.
+
+    Scripts receive plain strings, without Snakemake's ``directory()`` flag, so: outputs named in
+    ``params.files`` are files, those in ``params.dirs`` directories, and otherwise a name ending
+    in a data-file suffix (``results/summary.md``) is a file and anything else
+    (``data/models/pythia-1.4b``) a directory.
     """
     files = set(getattr(smk.params, "files", None) or [])
-    unknown = files - set(outputs)
+    dirs = set(getattr(smk.params, "dirs", None) or [])
+    unknown = (files | dirs) - set(outputs)
     if unknown:
-        raise ValueError(f"rule {smk.rule}: params.files names no output: {sorted(unknown)}")
-    return set(outputs) - files
+        raise ValueError(f"rule {smk.rule}: params.files/dirs name no output: {sorted(unknown)}")
+    return {
+        name
+        for name, path in outputs.items()
+        if name in dirs or (name not in files and Path(path).suffix.lower() not in FILE_SUFFIXES)
+    }
 
 
 def run_stage(
