@@ -130,7 +130,7 @@ def run_kronfluence(model, fit_t, train_t, query_sets, bs, modules, workdir):
     keep = {}
     for nq, qt in query_sets.items():
         for rank in (32, None):
-            base = dict(damping_factor=None, query_low_rank=rank)
+            base = dict(damping_factor=None, query_gradient_low_rank=rank)
             total_args = ScoreArguments(**base)
             _, s_total = timed(lambda: analyzer.compute_pairwise_scores(f"t{nq}{rank}", "f", query_dataset=ds(qt), train_dataset=ds(train_t), per_device_query_batch_size=nq, per_device_train_batch_size=bs, score_args=total_args, overwrite_output_dir=True))
             rows.append(("score_total", nq, rank, s_total))
