@@ -223,3 +223,10 @@ def test_sparsity_stats_independent_of_threads():
     pd.testing.assert_frame_equal(
         sparsity_stats(s, n_jobs=1, **kw), sparsity_stats(s, n_jobs=3, **kw)
     )
+
+
+def test_layer_thirds():
+    from llm_influence.studies.layers import third_of
+
+    assert [third_of(i, 2) for i in range(2)] == ["lower", "upper"]
+    assert [third_of(i, 6) for i in range(6)] == ["lower"] * 2 + ["middle"] * 2 + ["upper"] * 2

@@ -65,8 +65,9 @@ def centre_of_mass(profiles: pd.DataFrame) -> pd.DataFrame:
 
 
 def third_of(layer_pos: int, n_layers: int) -> str:
-    """Lower/middle/upper third by position among the model's layers."""
-    return THIRDS[min(2, int(3 * layer_pos / max(n_layers, 1)))]
+    """Lower/middle/upper third by the centre of the layer's position: layer i of L belongs to
+    third ⌊3 (i + ½) / L⌋ (L = 2: lower and upper, no middle; L = 3: one each)."""
+    return THIRDS[min(2, int(3 * (layer_pos + 0.5) / max(n_layers, 1)))]
 
 
 def rerank_by_thirds(model: str, table: ScoreTable, top_k: int) -> pd.DataFrame:
