@@ -198,6 +198,7 @@ def gather_scores(ctx: StageContext) -> dict[str, Any]:
         tokenizer=tokenizer,
         topk_tokens=int(cfg["topk_tokens"]),
         method=ctx.section("factors")["strategy"],
+        normalise=cfg["normalise"],
     )
 
 

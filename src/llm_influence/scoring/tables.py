@@ -56,8 +56,19 @@ def gather_shards(
     tokenizer: Any,
     topk_tokens: int,
     method: str,
+    normalise: str = "per_copy",
 ) -> dict[str, Any]:
+    """``normalise="per_copy"`` divides by the number of training sequences N: the engine's G is the
+    mean per-sequence Gauss-Newton matrix, so score/N is the change of log p(completion) caused by
+    one extra copy of the sequence (the paper's scale, on which "influence > 0.1 is rare" is read)."""
+    if normalise not in ("per_copy", "none"):
+        raise ValueError(f"scores.normalise must be 'per_copy' or 'none', got {normalise!r}")
     parts = [load_tensors(d / SHARD_FILE) for d in shard_dirs]
+    n_docs = sum(int(p["total"].shape[1]) for p, _ in parts)
+    factor = 1.0 / n_docs if normalise == "per_copy" else 1.0
+    for p, _ in parts:
+        for key in ("total", "layers", "graddot", "top_tokens"):
+            p[key] = p[key] * factor
     modules = parts[0][1]["modules"]
     for path, (_, meta) in zip(shard_dirs, parts):
         if meta["modules"] != modules:
@@ -73,7 +84,12 @@ def gather_shards(
     save_tensors(
         out_dir / TABLE_FILE,
         {"total": total, "layers": layers, "graddot": graddot, "doc_id": doc_id},
-        metadata={"queries": query_names, "modules": modules, "method": method},
+        metadata={
+            "queries": query_names,
+            "modules": modules,
+            "method": method,
+            "normalise": normalise,
+        },
     )
     write_json(
         out_dir / "index.json",
