@@ -27,12 +27,12 @@ from .errors import FactorMismatchError
 from .modules import (
     ModuleInfo,
     Tracker,
-    check_finite,
     context_length,
     find_tracked_modules,
     iterate,
     model_fingerprint,
     prepare_batch,
+    small_lapack,
 )
 
 FORMAT_VERSION = 1
@@ -368,13 +368,16 @@ def fit_covariance(model: nn.Module, batches: Iterable, cfg: FitConfig | None = 
         for bi, raw in enumerate(iterate(batches, cfg.progress, "covariance")):
             batch = prepare_batch(raw, dev, ctx, "fit", bi)
             pairs = tracker.run(batch, cdt, sample_seed=cfg.seed if cfg.sample_labels else None, what="fit", index=bi)
-            for info, (a, g) in zip(tracker.infos, pairs):
-                a2, g2 = a.flatten(0, 1), g.flatten(0, 1)
-                aa, gg = a2.T @ a2, g2.T @ g2
-                check_finite(gg, info.name, "fit", bi)
-                check_finite(aa, info.name, "fit", bi)
-                a_sum[info.name] += aa.double()
-                s_sum[info.name] += gg.double()
+            with torch.no_grad():
+                aas, ggs = [], []
+                for a, g in pairs:
+                    a2, g2 = a.flatten(0, 1), g.flatten(0, 1)
+                    aas.append(a2.T @ a2)
+                    ggs.append(g2.T @ g2)
+                tracker.check([torch.stack((x.sum(), y.sum())) for x, y in zip(aas, ggs)], "fit", bi)
+                for info, aa, gg in zip(tracker.infos, aas, ggs):
+                    a_sum[info.name] += aa
+                    s_sum[info.name] += gg
             n_tok += int(batch["attention_mask"].sum())
             n_lab += int((batch["labels"][:, 1:] != -100).sum())
             n_seq += batch["input_ids"].shape[0]
@@ -396,19 +399,23 @@ def compute_eigenbasis(cov: CovarianceStats) -> Eigenbasis:
     q_a, e_a, q_s, e_s = {}, {}, {}, {}
     for m in cov.modules:
         A, S = cov.covariances(m)
-        ea, qa = torch.linalg.eigh(A.double())
-        es, qs = torch.linalg.eigh(S.double())
+        with small_lapack(A.shape[0], A.device):
+            ea, qa = torch.linalg.eigh(A.double())
+        with small_lapack(S.shape[0], S.device):
+            es, qs = torch.linalg.eigh(S.double())
         q_a[m], e_a[m], q_s[m], e_s[m] = qa, ea, qs, es
     return Eigenbasis(cov.modules, cov.infos, q_a, e_a, q_s, e_s, cov.n_tokens, cov.n_sequences, cov.fingerprint, dict(cov.meta))
 
 
 def fit_eigen_correction(
-    model: nn.Module, batches: Iterable, eigenbasis: Eigenbasis, cfg: FitConfig | None = None
+    model: nn.Module, batches: Iterable, eigenbasis: Eigenbasis, cfg: FitConfig | None = None, *, _fingerprint: str | None = None
 ) -> CorrectionStats:
-    """Pass 2: Λ sums = Σ_seq (Q_S^T DW Q_A)^2 with DW the per-sequence (sampled-label) gradient."""
+    """Pass 2: Λ sums = Σ_seq (Q_S^T DW Q_A)^2 with DW the per-sequence (sampled-label) gradient.
+
+    (``_fingerprint``: internal, the model's fingerprint when the caller just computed it.)"""
     cfg = cfg or FitConfig()
     modules = eigenbasis.modules
-    fp = model_fingerprint(model, modules)
+    fp = _fingerprint or model_fingerprint(model, modules)
     if fp != eigenbasis.fingerprint:
         raise FactorMismatchError(f"eigenbasis was fitted on other weights (fingerprint {eigenbasis.fingerprint} != model {fp})")
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
@@ -422,16 +429,21 @@ def fit_eigen_correction(
         for bi, raw in enumerate(iterate(batches, cfg.progress, "eigen correction")):
             batch = prepare_batch(raw, dev, ctx, "fit", bi)
             pairs = tracker.run(batch, cdt, sample_seed=cfg.seed if cfg.sample_labels else None, what="fit", index=bi)
-            for info, (a, g) in zip(tracker.infos, pairs):
-                ar = a @ qa[info.name]  # [B,T,I] in the eigenbasis of A
-                gr = g @ qs[info.name]  # [B,T,O]
-                acc = torch.zeros(info.d_out, info.d_in_h, dtype=cdt, device=dev)
-                step = max(1, (1 << 26) // max(1, info.d_out * info.d_in_h))
-                for s in range(0, ar.shape[0], step):
-                    rot = gr[s : s + step].transpose(1, 2) @ ar[s : s + step]  # [b,O,I] = Q_S^T DW Q_A
-                    acc += (rot * rot).sum(0)
-                check_finite(acc, info.name, "fit", bi)
-                lam[info.name] += acc.double()
+            accs = []
+            with torch.no_grad():
+                for info, (a, g) in zip(tracker.infos, pairs):
+                    ar = a @ qa[info.name]  # [B,T,I] in the eigenbasis of A
+                    gr = g @ qs[info.name]  # [B,T,O]
+                    acc = None
+                    step = max(1, (1 << 26) // max(1, info.d_out * info.d_in_h))
+                    for s in range(0, ar.shape[0], step):
+                        rot = torch.bmm(gr[s : s + step].transpose(1, 2), ar[s : s + step])  # [b,O,I] = Q_S^T DW Q_A
+                        sq = rot.square_().sum(0)
+                        acc = sq if acc is None else acc.add_(sq)
+                    accs.append(acc)
+                tracker.check(accs, "fit", bi)
+                for info, acc in zip(tracker.infos, accs):
+                    lam[info.name] += acc
             n_seq += batch["input_ids"].shape[0]
             n_tok += int(batch["attention_mask"].sum())
     return CorrectionStats(modules, tracker.infos, {k: v.cpu() for k, v in lam.items()}, n_seq, n_tok, fp, {"seed": cfg.seed})
@@ -517,5 +529,5 @@ def fit_factors(model: nn.Module, batches: Iterable, cfg: FitConfig | None = Non
         raise ValueError("fit_factors with strategy 'ekfac' needs re-iterable batches (a list, not a generator): two passes")
     cov = fit_covariance(model, batches, cfg)
     eig = compute_eigenbasis(cov)
-    corr = fit_eigen_correction(model, batches, eig, cfg) if cfg.strategy == "ekfac" else None
+    corr = fit_eigen_correction(model, batches, eig, cfg, _fingerprint=cov.fingerprint) if cfg.strategy == "ekfac" else None
     return build_factors(eig, corr, cfg)

@@ -9,6 +9,7 @@ W transposed, which only matters when mapping DW back onto parameters (see refer
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import zlib
@@ -120,6 +121,28 @@ def model_fingerprint(model: nn.Module, modules: list[str] | None = None) -> str
     return h.hexdigest()[:32]
 
 
+SMALL_LAPACK = 1024  # eigh/SVD of matrices up to this size run on one CPU thread (see small_lapack)
+
+
+@contextlib.contextmanager
+def small_lapack(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """One CPU thread for LAPACK calls (eigh, SVD) on matrices of size <= SMALL_LAPACK.
+
+    These factorisations are sequences of many small, synchronising steps: on 2 threads they gained
+    little on a quiet machine but became 3-60x slower (seconds for one 512x512 eigh) when other processes
+    shared the cores, because every OpenMP barrier waits for a descheduled thread. Large matrices keep the
+    thread pool."""
+    if torch.device(device).type != "cpu" or n > SMALL_LAPACK or torch.get_num_threads() == 1:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 # ----------------------------------------------------------------------------------------------
 # batches
 # ----------------------------------------------------------------------------------------------
@@ -191,17 +214,40 @@ def sequence_seeds(input_ids: torch.Tensor, attention_mask: torch.Tensor, seed: 
     return out
 
 
+def sequence_uniforms(batch: Mapping[str, torch.Tensor], seed: int) -> torch.Tensor:
+    """Uniforms [B, T] in [0, 1), float64, on CPU: sequence b's real (attention_mask = 1) positions get, in
+    order, the draws of one CPU generator seeded by (seed, its real tokens) (see :func:`sequence_seeds`);
+    padded positions get 0. So the draws depend neither on batching, sharding, padding length or side, nor
+    on the device."""
+    ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
+    out = torch.zeros(ids.shape, dtype=torch.float64)
+    gen = torch.Generator()
+    for b, s in enumerate(sequence_seeds(ids, mask, seed)):
+        gen.manual_seed(s)
+        m = mask[b]
+        out[b, m] = torch.rand(int(m.sum()), generator=gen, dtype=torch.float64)
+    return out
+
+
 def sample_targets(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], seed: int) -> torch.Tensor:
     """Targets for positions 0..T-2 drawn from the model's predictive distribution; -100 where the
-    real label does not count. Deterministic per sequence (see :func:`sequence_seeds`)."""
+    real label does not count. Deterministic per sequence (see :func:`sequence_uniforms`).
+
+    Inverse-CDF sampling, vectorised over the batch: target = the first token whose cumulative
+    probability exceeds u (float64 cumulative sums, in chunks of rows to bound memory)."""
     valid = batch["labels"][:, 1:] != -100
-    probs = torch.softmax(logits[:, :-1].detach().float(), dim=-1)
-    out = torch.full(valid.shape, -100, dtype=torch.long, device=logits.device)
-    for b, s in enumerate(sequence_seeds(batch["input_ids"], batch["attention_mask"], seed)):
-        gen = torch.Generator(device=logits.device).manual_seed(s)
-        draw = torch.multinomial(probs[b], 1, generator=gen).squeeze(-1)
-        out[b] = torch.where(valid[b], draw, out[b])
-    return out
+    B, T1 = valid.shape
+    u = sequence_uniforms(batch, seed)[:, :-1].to(logits.device)
+    lg = logits[:, :-1].detach()
+    out = torch.empty((B, T1), dtype=torch.long, device=logits.device)
+    V = lg.shape[-1]
+    rows = max(1, (1 << 24) // max(1, T1 * V))  # ≤ 16M float64 elements at a time
+    for s in range(0, B, rows):
+        w = lg[s : s + rows].double()
+        w = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # unnormalised CDF
+        x = (u[s : s + rows] * w[..., -1]).unsqueeze(-1)
+        out[s : s + rows] = torch.searchsorted(w, x, right=True).squeeze(-1).clamp_(max=V - 1)
+    return out.masked_fill_(~valid, -100)
 
 
 def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -231,6 +277,7 @@ class Tracker:
         self._inputs: list[torch.Tensor | None] = []
         self._outputs: list[torch.Tensor | None] = []
         self._handles: list = []
+        self._last: tuple | None = None
 
     def __enter__(self) -> Tracker:
         self._was_training = self.model.training
@@ -247,6 +294,7 @@ class Tracker:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._last = None
         for p, r in self._req:
             p.requires_grad_(r)
         self.model.train(self._was_training)
@@ -287,16 +335,20 @@ class Tracker:
         self, loss: torch.Tensor, batch: Mapping[str, torch.Tensor], compute_dtype: torch.dtype, what: str, index: int
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         grads = torch.autograd.grad(loss, self._outputs, allow_unused=True)
-        mask = batch["attention_mask"].unsqueeze(-1).to(compute_dtype)
+        mask = batch["attention_mask"]
+        # all-ones masks (no padding) need no masking multiply: one check per batch instead of 2 copies per layer
+        mask = None if bool(mask.all()) else mask.unsqueeze(-1).to(compute_dtype)
         result = []
         for i, (x, g, info) in enumerate(zip(self._inputs, grads, self.infos)):
             a = x.to(compute_dtype)
             g = torch.zeros_like(self._outputs[i], dtype=compute_dtype) if g is None else g.to(compute_dtype)
             if info.bias:
                 a = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1)
-            a = a * mask
-            g = g * mask
+            if mask is not None:
+                a = a * mask
+                g = g * mask
             result.append((a, g))
+        self._last = ([o.detach() for o in self._outputs], result)
         self._inputs = []
         self._outputs = []
         return result
@@ -310,20 +362,48 @@ class Tracker:
         what: str,
         index: int,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Forward, loss (summed CE on real or sampled labels), backward to the tracked outputs."""
+        """Forward, loss (summed CE on real or sampled labels), backward to the tracked outputs.
+
+        Finiteness is checked lazily: here only the loss (one scalar); the callers check their small
+        per-batch results with :meth:`check`, which on a failure names the first layer whose output,
+        input or output gradient is non-finite (:meth:`diagnose`)."""
+        self._last = None
         with torch.enable_grad():
             logits = self.forward(batch)
-            for name, out in zip(self.modules, self._outputs):  # name the first layer that goes non-finite
-                check_finite(out.detach(), name, what, index)
             if sample_seed is None:
                 targets = batch["labels"][:, 1:]
             else:
                 targets = sample_targets(logits, batch, sample_seed)
             loss = summed_loss(logits, targets)
-            if not torch.isfinite(loss):
+            if not bool(torch.isfinite(loss)):
+                self._last = ([o.detach() for o in self._outputs], None)
+                self.diagnose(what, index)
                 raise NonFiniteGradientError(f"{what} batch {index}: loss is {loss.item()} (non-finite)")
             pairs = self.backward(loss, batch, compute_dtype, what, index)
             return pairs
+
+    def check(self, values: list[torch.Tensor], what: str, index: int) -> None:
+        """One host sync for the per-module results ``values`` (in tracked-module order) of the last batch;
+        raise :class:`NonFiniteGradientError` naming the layer if any is non-finite."""
+        if not values:
+            return
+        probe = torch.stack([v.detach().sum().double() for v in values])
+        if bool(torch.isfinite(probe).all()):
+            return
+        self.diagnose(what, index, values)
+
+    def diagnose(self, what: str, index: int, values: list[torch.Tensor] | None = None) -> None:
+        """Raise for the first tracked layer (forward order) whose output, then input/gradient, then
+        per-module result is non-finite; return if all are finite (a sum that merely overflowed)."""
+        outputs, pairs = self._last if self._last is not None else ([], None)
+        for name, out in zip(self.modules, outputs):
+            check_finite(out, name, what, index)
+        if pairs is not None:
+            for name, (a, g) in zip(self.modules, pairs):
+                check_finite(a, name, what, index)
+                check_finite(g, name, what, index)
+        for name, v in zip(self.modules, values or []):
+            check_finite(v, name, what, index)
 
 
 def check_finite(value: torch.Tensor, module: str, what: str, index: int) -> None:

@@ -28,18 +28,19 @@ from .factors import Factors, check_factors, setup_device
 from .modules import (
     ModuleInfo,
     Tracker,
-    check_finite,
     check_nonempty,
     context_length,
     iterate,
     prepare_batch,
+    small_lapack,
 )
 
 
 @dataclass
 class PreconditionedQueries:
-    """Per module: dense P [Q, O, I] and/or low-rank factors U [Q, O, r] (singular values folded in),
-    V [Q, I, r] with P ≈ U V^T."""
+    """Per module: dense P [Q, O, I] and/or low-rank factors U [Q, O, r], V [Q, I, r] with P ≈ U V^T
+    (the truncated SVD; the singular values are folded into the factor on the larger side, see
+    :func:`low_rank`)."""
 
     modules: list[str]
     infos: list[ModuleInfo]
@@ -125,10 +126,11 @@ def precondition_queries(
             batch = prepare_batch(raw, dev, ctx, "query", bi)
             check_nonempty(batch, "queries", bi, nq)
             pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi)
-            for info, (a, g) in zip(tracker.infos, pairs):
-                dq = g.transpose(1, 2) @ a  # [B, O, I]
-                check_finite(dq, info.name, "query", bi)
-                chunks[info.name].append(fac.ihvp(info.name, dq))
+            with torch.no_grad():
+                dqs = [g.transpose(1, 2) @ a for a, g in pairs]  # [B, O, I]
+                tracker.check(dqs, "query", bi)
+                for info, dq in zip(tracker.infos, dqs):
+                    chunks[info.name].append(fac.ihvp(info.name, dq))
             nq += batch["input_ids"].shape[0]
     if nq == 0:
         raise ValueError("no query sequences given")
@@ -138,13 +140,32 @@ def precondition_queries(
         if cfg.rank is None:
             out.dense[m] = p
             continue
-        r = min(cfg.rank, p.shape[1], p.shape[2])
-        uu, ss, vh = torch.linalg.svd(p, full_matrices=False)
-        out.u[m] = (uu[:, :, :r] * ss[:, None, :r]).contiguous()
-        out.v[m] = vh[:, :r, :].transpose(1, 2).contiguous()
+        out.u[m], out.v[m] = low_rank(p, cfg.rank)
         if cfg.rerank_topk is not None:
             out.dense[m] = p
     return out
+
+
+def low_rank(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best rank-r approximation P ≈ U Vᵀ of each P [Q, O, I] (truncated SVD), -> U [Q, O, r], V [Q, I, r].
+
+    Computed from the eigenvectors of the smaller Gram matrix (float64, one thread for small sizes,
+    see ``small_lapack``): with W the top-r eigenvectors of PᵀP (I <= O), P W Wᵀ is the truncated SVD;
+    U = P W carries the singular values, V = W. With O < I, from P Pᵀ: U = W, V = PᵀW (singular values in
+    V). No division by singular values, so exact also for rank-deficient P and r = min(O, I)."""
+    Q, O, I = p.shape
+    r = min(rank, O, I)
+    pd = p.double()
+    small_in = I <= O
+    gram = pd.transpose(1, 2) @ pd if small_in else pd @ pd.transpose(1, 2)  # [Q, k, k], k = min(O, I)
+    with small_lapack(gram.shape[-1], gram.device):
+        _, w = torch.linalg.eigh(gram)
+    w = w[..., -r:].flip(-1)  # top r, largest first
+    if small_in:
+        u, v = pd @ w, w
+    else:
+        u, v = w, pd.transpose(1, 2) @ w
+    return u.to(p.dtype).contiguous(), v.to(p.dtype).contiguous()
 
 
 def _plan(info: ModuleInfo, q: PreconditionedQueries, per_token: bool, contraction: str) -> str:
@@ -236,10 +257,10 @@ def iter_scores(
             with torch.no_grad():
                 for info, (a, g) in zip(tracker.infos, pairs):
                     lay, tok = _module_scores(modes[info.name], a, g, info.name, queries, mats, cfg.query_chunk)
-                    check_finite(lay, info.name, "train", bi)
                     layers.append(lay)
                     if per_token:
                         tokens = tok if tokens is None else tokens + tok
+                tracker.check(layers, "train", bi)
             lay = torch.stack(layers, dim=-1).permute(1, 0, 2)  # [Q,B,M]
             yield ScoreBatch(
                 total=lay.sum(-1).float().cpu(),
@@ -327,9 +348,9 @@ def self_influence(model: nn.Module, factors: Factors, batches: Iterable, cfg: S
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
             s = torch.zeros(batch["input_ids"].shape[0], dtype=cdt, device=dev)
             with torch.no_grad():
-                for info, (a, g) in zip(tracker.infos, pairs):
-                    v = fac.inverse_quadratic(info.name, g.transpose(1, 2) @ a)
-                    check_finite(v, info.name, "train", bi)
+                vs = [fac.inverse_quadratic(info.name, g.transpose(1, 2) @ a) for info, (a, g) in zip(tracker.infos, pairs)]
+                tracker.check(vs, "train", bi)
+                for v in vs:
                     s += v
             out.append(s.float().cpu())
     return torch.cat(out)
