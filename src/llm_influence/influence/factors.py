@@ -354,6 +354,40 @@ def check_factors(model: nn.Module, factors: Factors) -> None:
 # ----------------------------------------------------------------------------------------------
 # fitting passes
 # ----------------------------------------------------------------------------------------------
+GRAM_BLOCK = 128  # block size of the upper-triangle Gram products (matrices >= 2 blocks)
+
+
+def _gram_blocks(d: int) -> list[tuple[int, int]]:
+    return [(r, min(d, r + GRAM_BLOCK)) for r in range(0, d, GRAM_BLOCK)] if d >= 2 * GRAM_BLOCK else [(0, d)]
+
+
+def _gram_upper(x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """Block rows of the upper part of xᵀx (x [N, d]): block row i = x_iᵀ x[:, i:] (torch has no
+    symmetric rank-k update; this does about (k+1)/2k of the full product's work for k blocks). The
+    strictly-lower blocks are filled by :func:`_symmetrize_upper` once the sums are complete."""
+    return [(r0, x[:, r0:r1].T @ x[:, r0:]) for r0, r1 in _gram_blocks(x.shape[1])]
+
+
+def _add_upper(acc: torch.Tensor, parts: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """acc[block row] += part for every part; returns the sum of the parts (finiteness probe)."""
+    total = acc.new_zeros(())
+    for r0, part in parts:
+        acc[r0 : r0 + part.shape[0], r0:] += part
+        total += part.sum()
+    return total
+
+
+def _symmetrize_upper(acc: torch.Tensor) -> torch.Tensor:
+    """Complete a block-upper accumulator: lower blocks = transposes of the upper off-diagonal blocks."""
+    blocks = _gram_blocks(acc.shape[0])
+    if len(blocks) == 1:
+        return acc
+    off = acc.clone()
+    for r0, r1 in blocks:
+        off[r0:r1, r0:r1] = 0
+    return acc + off.T
+
+
 def fit_covariance(model: nn.Module, batches: Iterable, cfg: FitConfig | None = None) -> CovarianceStats:
     """Pass 1: sums of a a^T (attention-masked tokens) and g g^T with labels sampled from the model."""
     cfg = cfg or FitConfig()
@@ -369,23 +403,23 @@ def fit_covariance(model: nn.Module, batches: Iterable, cfg: FitConfig | None = 
             batch = prepare_batch(raw, dev, ctx, "fit", bi)
             pairs = tracker.run(batch, cdt, sample_seed=cfg.seed if cfg.sample_labels else None, what="fit", index=bi)
             with torch.no_grad():
-                aas, ggs = [], []
-                for a, g in pairs:
-                    a2, g2 = a.flatten(0, 1), g.flatten(0, 1)
-                    aas.append(a2.T @ a2)
-                    ggs.append(g2.T @ g2)
-                tracker.check([torch.stack((x.sum(), y.sum())) for x, y in zip(aas, ggs)], "fit", bi)
-                for info, aa, gg in zip(tracker.infos, aas, ggs):
-                    a_sum[info.name] += aa
-                    s_sum[info.name] += gg
+                sums, seen = [], {}
+                for info, (a, g) in zip(tracker.infos, pairs):
+                    key = (a.data_ptr(), a.shape, a.stride(), a.dtype)
+                    if key not in seen:  # layers reading the same input (Llama's gate_proj/up_proj) share A
+                        seen[key] = _gram_upper(a.flatten(0, 1))
+                    sa = _add_upper(a_sum[info.name], seen[key])
+                    sg = _add_upper(s_sum[info.name], _gram_upper(g.flatten(0, 1)))
+                    sums.append(torch.stack((sa, sg)))
+                tracker.check(sums, "fit", bi)
             n_tok += int(batch["attention_mask"].sum())
             n_lab += int((batch["labels"][:, 1:] != -100).sum())
             n_seq += batch["input_ids"].shape[0]
     return CovarianceStats(
         modules,
         tracker.infos,
-        {k: v.cpu() for k, v in a_sum.items()},
-        {k: v.cpu() for k, v in s_sum.items()},
+        {k: _symmetrize_upper(v).cpu() for k, v in a_sum.items()},
+        {k: _symmetrize_upper(v).cpu() for k, v in s_sum.items()},
         n_tok,
         n_lab,
         n_seq,
