@@ -84,7 +84,9 @@ def test_tasks_deterministic(cfg):
 def test_rank_correlation_reaches_one_at_full_rank(tables, cfg):
     task = tables[1]["lm"]
     full = max_rank(task.model, task.modules)
-    tab = rank_study(task.model, task.modules, task.train_batches, task.query_batches, [1, 2, 4, full])
+    tab = rank_study(
+        task.model, task.modules, task.train_batches, task.query_batches, [1, 2, 4, full]
+    )
     assert tab["pearson"].between(-1 - 1e-9, 1 + 1e-9).all()
     assert float(tab.loc[tab["rank"] == full, "pearson"].iloc[0]) > 0.9999
     # increasing (within noise) towards full rank
@@ -110,7 +112,13 @@ def _run_stage(tmp_path, sub):
 
     out = tmp_path / sub / "study"
     out.mkdir(parents=True)
-    ctx = StageContext(rule="validation", config={"seed": 0, "studies": {"validation": SMOKE}}, input={}, output={"study": out}, threads=1)
+    ctx = StageContext(
+        rule="validation",
+        config={"seed": 0, "studies": {"validation": SMOKE}},
+        input={},
+        output={"study": out},
+        threads=1,
+    )
     return validation_study(ctx), out
 
 
@@ -120,7 +128,14 @@ def stage_runs(tmp_path_factory):
     return _run_stage(tmp, "a"), _run_stage(tmp, "b")
 
 
-FILES = ["correlations.csv", "rank_correlation.csv", "estimators.png", "ekfac_vs_exact_lm.png", "rank_correlation.png", "metrics.json"]
+FILES = [
+    "correlations.csv",
+    "rank_correlation.csv",
+    "estimators.png",
+    "ekfac_vs_exact_lm.png",
+    "rank_correlation.png",
+    "metrics.json",
+]
 
 
 def test_stage_writes_every_file(stage_runs):
@@ -128,7 +143,14 @@ def test_stage_writes_every_file(stage_runs):
     for f in FILES:
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     m = json.loads((out / "metrics.json").read_text())
-    for k in ("ekfac_pearson_lm", "kfac_pearson_lm", "gradient_dot_pearson_lm", "lissa_pearson_lm", "rank32_pearson", "ekfac_beats_gradient_dot"):
+    for k in (
+        "ekfac_pearson_lm",
+        "kfac_pearson_lm",
+        "gradient_dot_pearson_lm",
+        "lissa_pearson_lm",
+        "rank32_pearson",
+        "ekfac_beats_gradient_dot",
+    ):
         assert k in m and k in ret, k
     tab = pd.read_csv(out / "correlations.csv")
     assert list(tab.columns) == ["task", "estimator", "pearson", "spearman", "seconds"]
@@ -137,16 +159,27 @@ def test_stage_writes_every_file(stage_runs):
     lm = tab[(tab.task == "lm") & (tab.estimator == "ekfac")]["pearson"].iloc[0]
     assert m["ekfac_pearson_lm"] == pytest.approx(lm, abs=1e-5)
     for task in ("regression", "classifier", "lm"):
-        assert set(m["tasks"][task]["pearson"]) >= {"ekfac", "kfac", "lissa", "gradient_dot", "block"}
+        assert set(m["tasks"][task]["pearson"]) >= {
+            "ekfac",
+            "kfac",
+            "lissa",
+            "gradient_dot",
+            "block",
+        }
     rk = pd.read_csv(out / "rank_correlation.csv")
-    assert m["rank32_pearson"] == pytest.approx(rk.loc[rk["rank"] == 32, "pearson"].iloc[0], abs=1e-5)
+    assert m["rank32_pearson"] == pytest.approx(
+        rk.loc[rk["rank"] == 32, "pearson"].iloc[0], abs=1e-5
+    )
 
 
 def test_pngs_byte_identical_on_rerun(stage_runs):
     (_, a), (_, b) = stage_runs
     for f in FILES:
         if f.endswith(".png"):
-            assert hashlib.sha256((a / f).read_bytes()).digest() == hashlib.sha256((b / f).read_bytes()).digest(), f
+            assert (
+                hashlib.sha256((a / f).read_bytes()).digest()
+                == hashlib.sha256((b / f).read_bytes()).digest()
+            ), f
 
 
 def test_figures_have_titles_and_labels(tables):
@@ -156,7 +189,11 @@ def test_figures_have_titles_and_labels(tables):
     rk = pd.DataFrame({"rank": [1, 2, 4], "pearson": [0.5, 0.9, 1.0], "spearman": [0.4, 0.9, 1.0]})
     import numpy as np
 
-    figs = [estimator_bars(tab), ekfac_scatter(np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3), 1.0), rank_curve(rk, 4)]
+    figs = [
+        estimator_bars(tab),
+        ekfac_scatter(np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3), 1.0),
+        rank_curve(rk, 4),
+    ]
     for fig in figs:
         ax = fig.axes[0]
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()

@@ -11,7 +11,6 @@ STUDY_ENTRIES = {
     "layers": "llm_influence.studies.stage:layers",
     "tokens": "llm_influence.studies.stage:tokens",
     "memorisation": "llm_influence.studies.stage:memorisation",
-    "retrieval": "llm_influence.scoring.groundtruth:ground_truth_retrieval",
 }
 
 
@@ -22,7 +21,7 @@ rule study:
         queries="data/queries",
         corpus="data/corpus",
         tfidf="results/tfidf",
-        code=code_files("studies", "scoring/groundtruth.py"),
+        code=code_files("studies"),
     output:
         study=report(
             directory("results/studies/{study}"),

@@ -62,3 +62,41 @@ def summarise_retrieval(per_query: pd.DataFrame) -> dict[str, float]:
         rec_col: float(have[rec_col].mean()) if len(have) else float("nan"),
         "mrr": float(have["rr"].mean()) if len(have) else float("nan"),
     }
+
+
+METHOD_ORDER = ("ekfac", "kfac", "identity", "graddot", "tfidf")
+
+
+def simple_fact_queries(queries: pd.DataFrame) -> pd.Series:
+    """English fact queries asked in the order the fact is mostly stated (the paper's `water` kind):
+    tag ``factual``, not a translation, not an order-flip probe."""
+    tags = queries["tags"].apply(set)
+    forward = (
+        queries["order"].fillna("forward") == "forward"
+        if "order" in queries
+        else pd.Series(True, index=queries.index)
+    )
+    return (
+        tags.apply(lambda t: "factual" in t and "translation" not in t)
+        & (queries["language"] == "en")
+        & forward
+    )
+
+
+def plot_retrieval(table: pd.DataFrame, k: int = 10):
+    """Bars of recall@k and MRR per model and method (table: model, method, recall@k, mrr)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    order = [m for m in METHOD_ORDER if m in set(table["method"])]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, metric, label in zip(
+        axes, [f"recall@{k}", "mrr"], [f"recall@{k} (share of proponents)", "MRR"]
+    ):
+        sns.barplot(data=table, x="model", y=metric, hue="method", hue_order=order, ax=ax)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("model (smallest to largest)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} of fact-stating documents")
+    fig.suptitle("Ground truth: simple fact queries (higher is better)")
+    return fig

@@ -189,7 +189,12 @@ def sparsity(ctx: StageContext) -> dict[str, Any]:
 def scale(ctx: StageContext) -> dict[str, Any]:
     """Inputs: scores, queries, corpus, tfidf (optional). Figure ``scale.png``; ``top.parquet``,
     ``shares.parquet``, ``retrieval.parquet``/``.csv`` (recall@10, MRR per model and method)."""
-    from llm_influence.studies.retrieval import retrieval_metrics, summarise_retrieval
+    from llm_influence.studies.retrieval import (
+        plot_retrieval,
+        retrieval_metrics,
+        simple_fact_queries,
+        summarise_retrieval,
+    )
     from llm_influence.studies.scale import plot_relation_shares, proponent_in_top
 
     cfg = _settings(ctx, "scale")
@@ -209,25 +214,28 @@ def scale(ctx: StageContext) -> dict[str, Any]:
                 out / "scale.png")  # fmt: skip
     facts = _queries_with(queries, "factual")
     hits = proponent_in_top(top_all, facts, models, fact_k)
-    # ground-truth retrieval (issue 4): the table's method, the gradient dot product, TF-IDF
+    # ground-truth retrieval (issue 4) on the simple fact queries: the table's method, the gradient
+    # dot product and TF-IDF, each ranking every training document
+    simple = queries[simple_fact_queries(queries)]
     retrieval, rows = {}, []
     for m, t in tables.items():
-        qi = [t.queries.index(n) for n in queries["name"] if n in t.queries]
-        sub = queries.set_index("name").loc[[t.queries[i] for i in qi]]
-        props, names = list(sub["proponents"]), list(sub.index)
+        names = [n for n in simple["name"] if n in t.queries]
+        qi = [t.queries.index(n) for n in names]
+        props = list(simple.set_index("name").loc[names, "proponents"])
         methods = {t.method: t.total, **({"graddot": t.graddot} if t.graddot is not None else {})}
+        if ctx.input.get("tfidf"):
+            cand = pd.read_parquet(Path(ctx.input["tfidf"]) / "candidates.parquet")
+            methods["tfidf"] = _tfidf_matrix(cand, t.queries, t.doc_id)
         for method, mat in methods.items():
             summ = summarise_retrieval(retrieval_metrics(mat[qi], t.doc_id, props, names, k=10))
             rows.append({"model": m, "method": method, **summ})
             if method == t.method:
                 retrieval[m] = {**summ, "method": method}
-    if ctx.input.get("tfidf") and (Path(ctx.input["tfidf"]) / "metrics.json").is_file():
-        tf = read_json(Path(ctx.input["tfidf"]) / "metrics.json").get("retrieval")
-        if tf:
-            rows.append({"model": "(any)", "method": "tfidf", **tf})
     retrieval_table = pd.DataFrame(rows)
     write_parquet(out / "retrieval.parquet", retrieval_table)
     write_text(out / "retrieval.csv", retrieval_table.to_csv(index=False, float_format="%.4f"))
+    if len(retrieval_table):
+        save_figure(plot_retrieval(retrieval_table), out / "retrieval.png")
     related = {
         m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()
     }
@@ -249,6 +257,19 @@ def scale(ctx: StageContext) -> dict[str, Any]:
         "retrieval_by_method": retrieval_table.to_dict(orient="records"),
     }
     return _finish(ctx, out, "scale", metrics)
+
+
+def _tfidf_matrix(
+    candidates: pd.DataFrame, query_names: list[str], doc_ids: np.ndarray
+) -> np.ndarray:
+    """BM25 scores as [Q, N]; documents outside a query's candidates rank last (-inf)."""
+    col = {int(d): i for i, d in enumerate(np.asarray(doc_ids))}
+    row = {n: i for i, n in enumerate(query_names)}
+    out = np.full((len(query_names), len(col)), -np.inf)
+    for q, d, s in zip(candidates["query"], candidates["doc_id"], candidates["tfidf"]):
+        if q in row and int(d) in col:
+            out[row[q], col[int(d)]] = s
+    return out
 
 
 def roleplay(ctx: StageContext) -> dict[str, Any]:

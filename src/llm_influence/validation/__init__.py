@@ -8,4 +8,12 @@ from .compare import correlation_table, mean_correlations, rank_study, task_scor
 from .config import ValidationConfig
 from .tasks import Task, build_task
 
-__all__ = ["Task", "ValidationConfig", "build_task", "correlation_table", "mean_correlations", "rank_study", "task_scores"]
+__all__ = [
+    "Task",
+    "ValidationConfig",
+    "build_task",
+    "correlation_table",
+    "mean_correlations",
+    "rank_study",
+    "task_scores",
+]

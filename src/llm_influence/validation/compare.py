@@ -11,9 +11,20 @@ import pandas as pd
 import torch
 from torch import nn
 
-from llm_influence.influence import FitConfig, ScoreConfig, fit_factors, precondition_queries, score_training
+from llm_influence.influence import (
+    FitConfig,
+    ScoreConfig,
+    fit_factors,
+    precondition_queries,
+    score_training,
+)
 from llm_influence.influence.modules import module_info
-from llm_influence.influence.reference import estimator_scores, gnh_rows, module_slices, per_example_gradients
+from llm_influence.influence.reference import (
+    estimator_scores,
+    gnh_rows,
+    module_slices,
+    per_example_gradients,
+)
 
 from .config import ESTIMATORS, ValidationConfig
 from .mse import lissa, mse_estimator_scores
@@ -37,7 +48,9 @@ def mean_correlations(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return float(np.mean(ps)), float(np.mean(ss))
 
 
-def task_scores(task: Task, cfg: ValidationConfig, seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+def task_scores(
+    task: Task, cfg: ValidationConfig, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of the exact damped GNH and of every estimator, with their wall times (s).
 
     Cross-entropy tasks: ``reference.estimator_scores`` for exact, block, ekfac, kfac and
@@ -63,12 +76,24 @@ def task_scores(task: Task, cfg: ValidationConfig, seed: int = 0) -> tuple[dict[
     return scores, secs
 
 
-def correlation_table(task_name: str, scores: dict[str, torch.Tensor], secs: dict[str, float]) -> pd.DataFrame:
+def correlation_table(
+    task_name: str, scores: dict[str, torch.Tensor], secs: dict[str, float]
+) -> pd.DataFrame:
     rows = []
     for est in ESTIMATORS:
         p, s = mean_correlations(scores[est], scores["exact"])
-        rows.append({"task": task_name, "estimator": est, "pearson": p, "spearman": s, "seconds": secs[est]})
-    rows.append({"task": task_name, "estimator": "exact", "pearson": 1.0, "spearman": 1.0, "seconds": secs["exact"]})
+        rows.append(
+            {"task": task_name, "estimator": est, "pearson": p, "spearman": s, "seconds": secs[est]}
+        )
+    rows.append(
+        {
+            "task": task_name,
+            "estimator": "exact",
+            "pearson": 1.0,
+            "spearman": 1.0,
+            "seconds": secs["exact"],
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -95,7 +120,9 @@ def rank_study(model: nn.Module, modules: list[str], train_batches: Sequence, qu
     fac = fit_factors(model, train_batches, fcfg)
 
     def score(rank):
-        sc = ScoreConfig(rank=rank, dtype=dtype, device="cpu", progress=False, per_token=False, per_layer=False)
+        sc = ScoreConfig(
+            rank=rank, dtype=dtype, device="cpu", progress=False, per_token=False, per_layer=False
+        )
         t = time.perf_counter()
         q = precondition_queries(model, fac, query_batches, sc)
         total = score_training(model, fac, q, train_batches, sc).total.double()

@@ -12,7 +12,9 @@ ESTIMATORS = ("ekfac", "kfac", "lissa", "gradient_dot", "block")
 
 @dataclass
 class ValidationConfig:
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))  # subset of regression, classifier, lm
+    tasks: list[str] = field(
+        default_factory=lambda: list(TASKS)
+    )  # subset of regression, classifier, lm
     n_train: int = 200  # training examples of the regression/classifier MLPs (all are scored)
     n_queries: int = 10  # held-out query examples / sequences per task
     mlp_hidden: int = 16  # width of both hidden layers of the MLPs
@@ -24,7 +26,9 @@ class ValidationConfig:
     lm_layers: int = 2
     lm_pretrain_sequences: int = 400  # sequences the tiny LM is trained on
     lm_steps: int = 100  # Adam steps (batch 32) for the tiny LM
-    lm_score_sequences: int = 16  # of those, the ones scored and used for the exact GNH (tractability)
+    lm_score_sequences: int = (
+        16  # of those, the ones scored and used for the exact GNH (tractability)
+    )
     ranks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128])
     damping_scale: float = 0.1  # λ_m = damping_scale × mean eigenvalue of the exact per-module GNH
     label_samples: int = 4  # label draws per fit sequence for the engine's KFAC/EK-FAC fit
@@ -35,7 +39,9 @@ class ValidationConfig:
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
-            raise ValueError(f"studies.validation.tasks must be a non-empty subset of {list(TASKS)}, got {self.tasks}")
+            raise ValueError(
+                f"studies.validation.tasks must be a non-empty subset of {list(TASKS)}, got {self.tasks}"
+            )
         for key in ("n_train", "n_queries", "mlp_hidden", "mlp_steps", "lm_vocab", "lm_seq_len", "lm_hidden",
                     "lm_intermediate", "lm_layers", "lm_pretrain_sequences", "lm_steps", "lm_score_sequences",
                     "label_samples", "lissa_depth", "rank_sequences"):  # fmt: skip
@@ -43,13 +49,19 @@ class ValidationConfig:
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"studies.validation.{key} must be a positive integer, got {v!r}")
         if not self.ranks or any((not isinstance(r, int)) or r < 1 for r in self.ranks):
-            raise ValueError(f"studies.validation.ranks must be positive integers, got {self.ranks}")
+            raise ValueError(
+                f"studies.validation.ranks must be positive integers, got {self.ranks}"
+            )
         if not self.damping_scale > 0:
-            raise ValueError(f"studies.validation.damping_scale must be > 0, got {self.damping_scale}")
+            raise ValueError(
+                f"studies.validation.damping_scale must be > 0, got {self.damping_scale}"
+            )
         if self.lm_seq_len < 4:
             raise ValueError("studies.validation.lm_seq_len must be >= 4")
         if self.lm_score_sequences > self.lm_pretrain_sequences:
-            raise ValueError("studies.validation.lm_score_sequences must be <= lm_pretrain_sequences")
+            raise ValueError(
+                "studies.validation.lm_score_sequences must be <= lm_pretrain_sequences"
+            )
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None) -> ValidationConfig:

@@ -10,22 +10,44 @@ from matplotlib.figure import Figure
 from llm_influence.studies.figures import new_figure, styled
 
 ORDER = ["ekfac", "kfac", "lissa", "block", "gradient_dot"]
-LABELS = {"ekfac": "EK-FAC", "kfac": "KFAC", "lissa": "LiSSA", "block": "exact per-module block", "gradient_dot": "gradient dot"}
+LABELS = {
+    "ekfac": "EK-FAC",
+    "kfac": "KFAC",
+    "lissa": "LiSSA",
+    "block": "exact per-module block",
+    "gradient_dot": "gradient dot",
+}
 
 
 def estimator_bars(table: pd.DataFrame) -> Figure:
     """Pearson correlation with the exact damped GNH influence, per estimator and task."""
     d = table[table["estimator"] != "exact"].copy()
-    d["estimator"] = pd.Categorical(d["estimator"].map(LABELS), [LABELS[e] for e in ORDER if e in set(d["estimator"])])
+    d["estimator"] = pd.Categorical(
+        d["estimator"].map(LABELS), [LABELS[e] for e in ORDER if e in set(d["estimator"])]
+    )
     with styled():
         fig, ax = new_figure(figsize=(8.0, 3.8))
-        sns.barplot(data=d, x="task", y="pearson", hue="estimator", ax=ax, palette="colorblind", errorbar=None)
+        sns.barplot(
+            data=d,
+            x="task",
+            y="pearson",
+            hue="estimator",
+            ax=ax,
+            palette="colorblind",
+            errorbar=None,
+        )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_ylim(min(-0.1, float(d["pearson"].min()) - 0.05), 1.05)
         ax.set_title("Agreement with the exact damped Gauss-Newton influence")
         ax.set_xlabel("task (model)")
         ax.set_ylabel("Pearson r with exact (mean over queries, unitless)")
-        ax.legend(title="estimator", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, title_fontsize=7)
+        ax.legend(
+            title="estimator",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=7,
+            title_fontsize=7,
+        )
     return fig
 
 

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 
-
 def damped_solve(R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """(Rᵀ R / n + diag(damp))⁻¹ X for X [P, Q]; Woodbury when R has fewer rows than columns."""
     K, P = R.shape
@@ -35,7 +34,9 @@ def damped_solve(R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor) -
     return DX - (R.T @ torch.linalg.solve(inner, R @ DX)) / damp[:, None]
 
 
-def lissa(R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor, depth: int = 300, seed: int = 0) -> torch.Tensor:
+def lissa(
+    R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor, depth: int = 300, seed: int = 0
+) -> torch.Tensor:
     """LiSSA as ``reference.lissa`` with full-batch GNH products (``batch=None``: deterministic
     Richardson iteration truncated at ``depth``): x <- X + (I - (G + D)/s) x, result x / s,
     s = 1.1 λ_max(G + D) by 30 power iterations from the same seeded start vector.
@@ -59,15 +60,19 @@ def lissa(R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor, depth: i
     return x / s
 
 
-def per_example_factors(model: nn.Module, modules: list[str], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+def per_example_factors(
+    model: nn.Module, modules: list[str], x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """(f [N], ā per module [N, d_in+1], s per module [N, d_out]) for a model with scalar output."""
     named = dict(model.named_modules())
     acts, outs, handles = {}, {}, []
     for m in modules:
+
         def hook(mod, args, out, m=m):
             acts[m] = args[0].detach()
             out.retain_grad()
             outs[m] = out
+
         handles.append(named[m].register_forward_hook(hook))
     try:
         with torch.enable_grad():
@@ -89,10 +94,14 @@ def per_example_factors(model: nn.Module, modules: list[str], x: torch.Tensor) -
 
 def jacobian_rows(a_list: list[torch.Tensor], s_list: list[torch.Tensor]) -> torch.Tensor:
     """J [N, P] in the engine's layout (s āᵀ flattened row-major, modules concatenated)."""
-    return torch.cat([(s[:, :, None] * a[:, None, :]).reshape(len(a), -1) for a, s in zip(a_list, s_list)], dim=1)
+    return torch.cat(
+        [(s[:, :, None] * a[:, None, :]).reshape(len(a), -1) for a, s in zip(a_list, s_list)], dim=1
+    )
 
 
-def _ihvp_eigen(V: torch.Tensor, QS: torch.Tensor, QA: torch.Tensor, lam: torch.Tensor, damp: float) -> torch.Tensor:
+def _ihvp_eigen(
+    V: torch.Tensor, QS: torch.Tensor, QA: torch.Tensor, lam: torch.Tensor, damp: float
+) -> torch.Tensor:
     """V [Q, O, I] -> Q_S[(Q_Sᵀ V Q_A) ⊘ (Λ + λ)]Q_Aᵀ."""
     rot = QS.T @ V @ QA
     return QS @ (rot / (lam + damp)) @ QA.T

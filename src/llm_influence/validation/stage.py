@@ -48,8 +48,17 @@ def _workflow_lm(ctx: StageContext, cfg: ValidationConfig) -> Task | None:
     qb = {key: qs[key][keep] for key in ("input_ids", "attention_mask", "labels")}
     Tq = int(qb["attention_mask"].sum(1).max())
     qb = {key: v[:, :Tq] for key, v in qb.items()}
-    train_b = [{"input_ids": ids[i : i + 8], "attention_mask": mask[i : i + 8], "labels": labels[i : i + 8]} for i in range(0, k, 8)]
-    query_b = [{key: v[i : i + 8] for key, v in qb.items()} for i in range(0, qb["input_ids"].shape[0], 8)]
+    train_b = [
+        {
+            "input_ids": ids[i : i + 8],
+            "attention_mask": mask[i : i + 8],
+            "labels": labels[i : i + 8],
+        }
+        for i in range(0, k, 8)
+    ]
+    query_b = [
+        {key: v[i : i + 8] for key, v in qb.items()} for i in range(0, qb["input_ids"].shape[0], 8)
+    ]
     modules = find_tracked_modules(model)
     return Task("workflow_lm", "ce", model, modules, train_b, query_b,
                 info={"n_train": k, "n_queries": int(keep.sum()), "source": str(ctx.input["model"])})  # fmt: skip
@@ -66,7 +75,9 @@ def _summary(table, rank_table) -> dict[str, Any]:
     r = 32 if 32 in ranks else max(ranks)
     out["rank32_pearson"] = float(rank_table.loc[rank_table["rank"] == r, "pearson"].iloc[0])
     out["rank32_rank_used"] = int(r)
-    out["rank32_effective_rank"] = int(rank_table.loc[rank_table["rank"] == r, "effective_rank"].iloc[0])
+    out["rank32_effective_rank"] = int(
+        rank_table.loc[rank_table["rank"] == r, "effective_rank"].iloc[0]
+    )
     return out
 
 
@@ -113,14 +124,21 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
         save_figure(estimator_bars(table), out / "estimators.png")
         if lm_scores is not None:
             p = per_task["lm"]["pearson"]["ekfac"]
-            save_figure(ekfac_scatter(lm_scores["exact"].numpy(), lm_scores["ekfac"].numpy(), p), out / "ekfac_vs_exact_lm.png")
+            save_figure(
+                ekfac_scatter(lm_scores["exact"].numpy(), lm_scores["ekfac"].numpy(), p),
+                out / "ekfac_vs_exact_lm.png",
+            )
         save_figure(rank_curve(rank_table, full), out / "rank_correlation.png")
 
         summary = _summary(table, rank_table)
         metrics = {
             "tasks": per_task,
-            "rank_study": {"model": rank_task.name, "full_rank": full, "modules": list(rank_task.modules),
-                           "pearson": {str(r.rank): float(r.pearson) for r in rank_table.itertuples()}},  # fmt: skip
+            "rank_study": {
+                "model": rank_task.name,
+                "full_rank": full,
+                "modules": list(rank_task.modules),
+                "pearson": {str(r.rank): float(r.pearson) for r in rank_table.itertuples()},
+            },  # fmt: skip
             "config": cfg.to_dict(),
             "seconds": time.perf_counter() - t_start,
             **summary,
@@ -128,4 +146,9 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
         write_json(out / "metrics.json", metrics)
     finally:
         torch.set_num_threads(threads)
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict) and not math.isnan(float(v) if isinstance(v, (int, float)) else 0.0)}
+    return {
+        k: v
+        for k, v in metrics.items()
+        if not isinstance(v, dict)
+        and not math.isnan(float(v) if isinstance(v, (int, float)) else 0.0)
+    }

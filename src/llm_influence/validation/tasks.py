@@ -39,7 +39,13 @@ class Task:
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, d_out))
+    return nn.Sequential(
+        nn.Linear(d_in, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, d_out),
+    )
 
 
 def _train_full_batch(model: nn.Module, loss_fn, steps: int, lr: float = 1e-2) -> float:
@@ -71,13 +77,22 @@ def make_regression(cfg: ValidationConfig, seed: int) -> Task:
     g = torch.Generator().manual_seed(seed * 7919 + 1)
     n, q, d = cfg.n_train, cfg.n_queries, 8
     x = torch.randn(n + q, d, generator=g, dtype=torch.float64)
-    w1, w2 = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
-    y = torch.sin(x @ w1 / d**0.5) + 0.3 * (x @ w2 / d**0.5) ** 2 + 0.1 * torch.randn(n + q, generator=g, dtype=torch.float64)
+    w1, w2 = (
+        torch.randn(d, generator=g, dtype=torch.float64),
+        torch.randn(d, generator=g, dtype=torch.float64),
+    )
+    y = (
+        torch.sin(x @ w1 / d**0.5)
+        + 0.3 * (x @ w2 / d**0.5) ** 2
+        + 0.1 * torch.randn(n + q, generator=g, dtype=torch.float64)
+    )
     y = (y - y[:n].mean()) / y[:n].std()
     torch.manual_seed(seed)
     model = _mlp(d, cfg.mlp_hidden, 1).double()
     xt, yt = x[:n], y[:n]
-    final = _train_full_batch(model, lambda: 0.5 * ((model(xt).squeeze(-1) - yt) ** 2).mean(), cfg.mlp_steps)
+    final = _train_full_batch(
+        model, lambda: 0.5 * ((model(xt).squeeze(-1) - yt) ** 2).mean(), cfg.mlp_steps
+    )
     model.eval()
     with torch.no_grad():
         test = float(0.5 * ((model(x[n:]).squeeze(-1) - y[n:]) ** 2).mean())
@@ -86,7 +101,9 @@ def make_regression(cfg: ValidationConfig, seed: int) -> Task:
                 info={"train_loss": final, "query_loss": test, "n_train": n, "n_queries": q})  # fmt: skip
 
 
-def _table_batches(rows: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> list[dict[str, torch.Tensor]]:
+def _table_batches(
+    rows: torch.Tensor, y: torch.Tensor, batch_size: int = 64
+) -> list[dict[str, torch.Tensor]]:
     ids = torch.stack([rows, y], dim=1).long()
     mask = torch.tensor([1, 0]).expand_as(ids).clone()
     labels = torch.stack([torch.full_like(y, -100), y], dim=1).long()
@@ -99,13 +116,19 @@ def make_classifier(cfg: ValidationConfig, seed: int, n_classes: int = 4) -> Tas
     n, q, d = cfg.n_train, cfg.n_queries, 8
     centers = torch.randn(n_classes, d, generator=g, dtype=torch.float64)
     y = torch.randint(0, n_classes, (n + q,), generator=g)
-    x = torch.tanh(centers[y] + torch.randn(n + q, d, generator=g, dtype=torch.float64))  # overlapping, warped
-    flip = torch.rand(n + q, generator=g) < 0.1  # 10% label noise: the fit stays away from zero loss
+    x = torch.tanh(
+        centers[y] + torch.randn(n + q, d, generator=g, dtype=torch.float64)
+    )  # overlapping, warped
+    flip = (
+        torch.rand(n + q, generator=g) < 0.1
+    )  # 10% label noise: the fit stays away from zero loss
     y = torch.where(flip, torch.randint(0, n_classes, (n + q,), generator=g), y)
     torch.manual_seed(seed)
     model = TableMLP(x, cfg.mlp_hidden, n_classes).double()
     xt, yt = x[:n], y[:n]
-    final = _train_full_batch(model, lambda: nn.functional.cross_entropy(model.mlp(xt), yt), cfg.mlp_steps)
+    final = _train_full_batch(
+        model, lambda: nn.functional.cross_entropy(model.mlp(xt), yt), cfg.mlp_steps
+    )
     model.eval()
     with torch.no_grad():
         acc = float((model.mlp(x[n:]).argmax(-1) == y[n:]).double().mean())
@@ -115,7 +138,9 @@ def make_classifier(cfg: ValidationConfig, seed: int, n_classes: int = 4) -> Tas
                 info={"train_loss": final, "query_accuracy": acc, "n_train": n, "n_queries": q, "n_classes": n_classes})  # fmt: skip
 
 
-def markov_sequences(n: int, seq_len: int, vocab: int, seed: int, branching: int = 3) -> torch.Tensor:
+def markov_sequences(
+    n: int, seq_len: int, vocab: int, seed: int, branching: int = 3
+) -> torch.Tensor:
     """[n, seq_len] int64 from a sparse random Markov chain (``branching`` likely successors per token)."""
     g = torch.Generator().manual_seed(seed * 7919 + 3)
     trans = torch.full((vocab, vocab), 0.02)
@@ -162,11 +187,22 @@ def make_lm(cfg: ValidationConfig, seed: int) -> Task:
     k = cfg.lm_score_sequences
     scored = train[:k]
     ones = torch.ones_like(scored)
-    train_b = [{"input_ids": scored[i : i + 16], "attention_mask": ones[i : i + 16], "labels": scored[i : i + 16].clone()} for i in range(0, k, 16)]
+    train_b = [
+        {
+            "input_ids": scored[i : i + 16],
+            "attention_mask": ones[i : i + 16],
+            "labels": scored[i : i + 16].clone(),
+        }
+        for i in range(0, k, 16)
+    ]
     qlab = queries.clone()
     qlab[:, : T // 2] = -100  # prompt = first half
     query_b = [{"input_ids": queries, "attention_mask": torch.ones_like(queries), "labels": qlab}]
-    modules = [f"gpt_neox.layers.{i}.mlp.{m}" for i in range(cfg.lm_layers) for m in ("dense_h_to_4h", "dense_4h_to_h")]
+    modules = [
+        f"gpt_neox.layers.{i}.mlp.{m}"
+        for i in range(cfg.lm_layers)
+        for m in ("dense_h_to_4h", "dense_4h_to_h")
+    ]
     return Task("lm", "ce", model, modules, train_b, query_b,
                 info={"train_loss": float(loss.detach()), "query_loss": held, "n_train": k, "n_queries": q,
                       "vocab": cfg.lm_vocab, "seq_len": T})  # fmt: skip
