@@ -41,12 +41,25 @@ def setup(request):
     fit = make_batches(lm_data(12, T, V, seed=1), 4)
     train = make_batches(lm_data(10, T, V, seed=2), 4)
     queries = make_batches(query_data(3, T, V, seed=3), 2)
-    cfg = FitConfig(dtype="float64", factor_dtype="float64", device="cpu", batch_size=4, progress=False)
+    cfg = FitConfig(
+        dtype="float64", factor_dtype="float64", device="cpu", batch_size=4, progress=False
+    )
     cov = fit_covariance(model, fit, cfg)
     eig = compute_eigenbasis(cov)
     corr = fit_eigen_correction(model, fit, eig, cfg)
     factors = build_factors(eig, corr, cfg)
-    return dict(arch=request.param, model=model, fit=fit, train=train, queries=queries, cfg=cfg, cov=cov, eig=eig, corr=corr, factors=factors)
+    return dict(
+        arch=request.param,
+        model=model,
+        fit=fit,
+        train=train,
+        queries=queries,
+        cfg=cfg,
+        cov=cov,
+        eig=eig,
+        corr=corr,
+        factors=factors,
+    )
 
 
 def scfg(**kw):
@@ -67,6 +80,7 @@ class TestCovariance:
         named = dict(model.named_modules())
         mods = cov.modules
         store: dict[str, tuple] = {}
+
         def keep(m):
             def hook(mod, args, out):
                 out.retain_grad()
@@ -111,7 +125,7 @@ def dense_preconditioner(setup):
     mods = cov.modules
     per_seq = per_example_gradients(model, mods, setup["fit"], targets=setup["cfg"].seed)  # [N, P]
     blocks = []
-    for m, sl, info in zip(mods, module_slices(model, mods), cov.infos):
+    for m, sl, _info in zip(mods, module_slices(model, mods), cov.infos):
         A, S = cov.covariances(m)
         _, qa = torch.linalg.eigh(A)
         _, qs = torch.linalg.eigh(S)
@@ -132,7 +146,9 @@ def test_ihvp_matches_dense_reference(setup):
         assert rel(q.dense[m].reshape(q.n_queries, -1), ref) <= 1e-5, m
 
 
-@pytest.mark.parametrize("contraction", ["dense_token", "dense_seq", "lowrank_token", "lowrank_seq", "auto"])
+@pytest.mark.parametrize(
+    "contraction", ["dense_token", "dense_seq", "lowrank_token", "lowrank_seq", "auto"]
+)
 def test_scores_match_explicit_gradient_products(setup, contraction):
     model, factors = setup["model"], setup["factors"]
     rank = None if contraction.startswith("dense") else 10_000  # low rank with r = full dims
@@ -145,13 +161,25 @@ def test_scores_match_explicit_gradient_products(setup, contraction):
     ref = P @ gt.T
     assert rel(s.total.double(), ref) < 1e-5
     # full rank (dense) gives the same numbers
-    full = score_training(model, factors, precondition_queries(model, factors, setup["queries"], scfg()), setup["train"], scfg(per_token=False))
+    full = score_training(
+        model,
+        factors,
+        precondition_queries(model, factors, setup["queries"], scfg()),
+        setup["train"],
+        scfg(per_token=False),
+    )
     assert rel(s.total.double(), full.total.double()) < 1e-5
 
 
 def test_low_rank_approximation_close(setup):
     model, factors = setup["model"], setup["factors"]
-    full = score_training(model, factors, precondition_queries(model, factors, setup["queries"], scfg()), setup["train"], scfg())
+    full = score_training(
+        model,
+        factors,
+        precondition_queries(model, factors, setup["queries"], scfg()),
+        setup["train"],
+        scfg(),
+    )
     q4 = precondition_queries(model, factors, setup["queries"], scfg(rank=4))
     s4 = score_training(model, factors, q4, setup["train"], scfg(rank=4))
     gt = per_example_gradients(model, factors.modules, setup["train"])
@@ -165,14 +193,22 @@ def test_low_rank_approximation_close(setup):
     sr = score_training(model, factors, qr, setup["train"], cfg)
     top = s4.total.topk(3, dim=1)  # the entries chosen by the low-rank pass
     for qi in range(sr.total.shape[0]):
-        assert torch.allclose(sr.total[qi, top.indices[qi]], full.total[qi, top.indices[qi]], rtol=1e-5)
+        assert torch.allclose(
+            sr.total[qi, top.indices[qi]], full.total[qi, top.indices[qi]], rtol=1e-5
+        )
 
 
 def test_layer_and_token_sums(setup):
     model, factors = setup["model"], setup["factors"]
     for rank in (None, 3):
         cfg = scfg(rank=rank)
-        s = score_training(model, factors, precondition_queries(model, factors, setup["queries"], cfg), setup["train"], cfg)
+        s = score_training(
+            model,
+            factors,
+            precondition_queries(model, factors, setup["queries"], cfg),
+            setup["train"],
+            cfg,
+        )
         scale = s.total.abs().max()
         assert s.layers.shape == (3, 10, len(factors.modules)) and s.tokens.shape == (3, 10, T)
         assert (s.layers.sum(-1) - s.total).abs().max() <= 1e-5 * scale
@@ -191,7 +227,9 @@ def test_shard_merge_equals_single_pass(setup):
     assert (c1.n_tokens, c1.n_sequences) == (setup["cov"].n_tokens, setup["cov"].n_sequences)
     # different batching too: labels are sampled per sequence, not per batch
     rebatched = make_batches({k: torch.cat([b[k] for b in fit]) for k in fit[0]}, 5)
-    r1 = fit_eigen_correction(model, rebatched[:2], setup["eig"], cfg).merge(fit_eigen_correction(model, rebatched[2:], setup["eig"], cfg))
+    r1 = fit_eigen_correction(model, rebatched[:2], setup["eig"], cfg).merge(
+        fit_eigen_correction(model, rebatched[2:], setup["eig"], cfg)
+    )
     for m in r1.modules:
         assert torch.allclose(r1.lam_sum[m], setup["corr"].lam_sum[m], rtol=1e-10)
     f1 = build_factors(setup["eig"], r1, cfg)
@@ -213,7 +251,10 @@ def test_padding_and_prompt_masking(setup):
     q = precondition_queries(model, factors, setup["queries"], cfg)
     # extra right padding with arbitrary pad ids changes nothing
     data = lm_data(4, T, V, seed=9, pad_last=False)
-    padded = {k: torch.cat([v, torch.full((4, 5), 0 if k != "input_ids" else 7)], 1) for k, v in data.items()}
+    padded = {
+        k: torch.cat([v, torch.full((4, 5), 0 if k != "input_ids" else 7)], 1)
+        for k, v in data.items()
+    }
     padded["labels"][:, T:] = -100
     a = score_training(model, factors, q, make_batches(data, 4), cfg)
     b = score_training(model, factors, q, make_batches(padded, 4), cfg)
@@ -254,7 +295,9 @@ def test_save_load_roundtrip_and_fingerprint(setup, tmp_path):
 
 def test_kfac_and_identity(setup):
     model, fit = setup["model"], setup["fit"]
-    kf = build_factors(setup["eig"], None, FitConfig(strategy="kfac", factor_dtype="float64", progress=False))
+    kf = build_factors(
+        setup["eig"], None, FitConfig(strategy="kfac", factor_dtype="float64", progress=False)
+    )
     m = kf.modules[0]
     A, S = setup["cov"].covariances(m)
     dense = torch.kron(S, A)  # row-major vec of [O, I]
@@ -263,7 +306,13 @@ def test_kfac_and_identity(setup):
     got = kf.ihvp(m, v.view(S.shape[0], A.shape[0])).reshape(-1)
     assert rel(got, ref) < 1e-6
     ident = fit_factors(model, fit, FitConfig(strategy="identity", device="cpu", progress=False))
-    s = score_training(model, ident, precondition_queries(model, ident, setup["queries"], scfg()), setup["train"], scfg())
+    s = score_training(
+        model,
+        ident,
+        precondition_queries(model, ident, setup["queries"], scfg()),
+        setup["train"],
+        scfg(),
+    )
     gq = per_example_gradients(model, ident.modules, setup["queries"])
     gt = per_example_gradients(model, ident.modules, setup["train"])
     assert rel(s.total.double(), gq @ gt.T) < 1e-5

@@ -23,7 +23,14 @@ def test_ekfac_vs_exact_gnh(arch):
     fit = make_batches(lm_data(8, 8, V, seed=3, pad_last=False), 8)
     train = make_batches(lm_data(32, 8, V, seed=4), 8)
     queries = make_batches(query_data(4, 8, V), 4)
-    df = compare_estimators(model, train, queries, fit_batches=fit, estimators=["block", "ekfac", "kfac", "gradient_dot"], label_samples=4)
+    df = compare_estimators(
+        model,
+        train,
+        queries,
+        fit_batches=fit,
+        estimators=["block", "ekfac", "kfac", "gradient_dot"],
+        label_samples=4,
+    )
     print(f"\n{arch}\n{df.to_string(index=False)}")
     r = df.set_index("estimator")["pearson"]
     assert r["block"] > r["gradient_dot"]

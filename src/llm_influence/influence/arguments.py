@@ -26,16 +26,39 @@ def _check_common(obj: Any) -> None:
 class FitConfig:
     """How the curvature factors are fitted (Grosse et al. 2023, §2.2–2.3)."""
 
-    strategy: str = field(default="ekfac", metadata={"help": "ekfac | kfac | identity (gradient dot product)"})
-    damping: float | str = field(default="auto", metadata={"help": "'auto' = damping_scale * mean(Λ) per module, or an absolute float"})
-    damping_scale: float = field(default=0.1, metadata={"help": "factor on mean(Λ) when damping='auto' (paper: 0.1)"})
-    sample_labels: bool = field(default=True, metadata={"help": "labels drawn from the model (true Fisher = GNH); False = empirical Fisher"})
-    seed: int = field(default=0, metadata={"help": "label sampling seed (per sequence: hash(seed, tokens))"})
+    strategy: str = field(
+        default="ekfac", metadata={"help": "ekfac | kfac | identity (gradient dot product)"}
+    )
+    damping: float | str = field(
+        default="auto",
+        metadata={"help": "'auto' = damping_scale * mean(Λ) per module, or an absolute float"},
+    )
+    damping_scale: float = field(
+        default=0.1, metadata={"help": "factor on mean(Λ) when damping='auto' (paper: 0.1)"}
+    )
+    sample_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "labels drawn from the model (true Fisher = GNH); False = empirical Fisher"
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "label sampling seed (per sequence: hash(seed, tokens))"}
+    )
     batch_size: int = field(default=8, metadata={"help": "sequences per forward/backward"})
-    dtype: str = field(default="float32", metadata={"help": "float32 | float64 | bfloat16 (autocast on GPU; sums kept in float64)"})
-    factor_dtype: str = field(default="float32", metadata={"help": "dtype of the stored Factors (eigenbasis is always fitted in float64)"})
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "float32 | float64 | bfloat16 (autocast on GPU; sums kept in float64)"},
+    )
+    factor_dtype: str = field(
+        default="float32",
+        metadata={"help": "dtype of the stored Factors (eigenbasis is always fitted in float64)"},
+    )
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    module_patterns: list[str] | None = field(default=None, metadata={"help": "regexes on module names; None = MLP linears of the architecture"})
+    module_patterns: list[str] | None = field(
+        default=None,
+        metadata={"help": "regexes on module names; None = MLP linears of the architecture"},
+    )
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
 
     def __post_init__(self) -> None:
@@ -51,7 +74,8 @@ class FitConfig:
         if self.factor_dtype not in ("float32", "float64"):
             raise ValueError(f"factor_dtype must be float32 or float64, got {self.factor_dtype!r}")
         if self.module_patterns is not None and (
-            isinstance(self.module_patterns, str) or not all(isinstance(p, str) for p in self.module_patterns)
+            isinstance(self.module_patterns, str)
+            or not all(isinstance(p, str) for p in self.module_patterns)
         ):
             raise ValueError("module_patterns must be a list of strings or None")
         _check_common(self)
@@ -64,15 +88,35 @@ class FitConfig:
 class ScoreConfig:
     """How queries are preconditioned and training sequences scored (Grosse et al. 2023, §2.3, §3.2)."""
 
-    rank: int | None = field(default=32, metadata={"help": "SVD rank of each module's preconditioned query gradient; None = full rank"})
+    rank: int | None = field(
+        default=32,
+        metadata={
+            "help": "SVD rank of each module's preconditioned query gradient; None = full rank"
+        },
+    )
     per_layer: bool = field(default=True, metadata={"help": "return per-module scores [Q,N,M]"})
     per_token: bool = field(default=True, metadata={"help": "return per-token scores [Q,N,T]"})
-    rerank_topk: int | None = field(default=None, metadata={"help": "re-score each query's top-k with full-rank query gradients (needs re-iterable batches)"})
+    rerank_topk: int | None = field(
+        default=None,
+        metadata={
+            "help": "re-score each query's top-k with full-rank query gradients (needs re-iterable batches)"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "training sequences per forward/backward"})
-    dtype: str = field(default="float32", metadata={"help": "float32 | float64 | bfloat16 (autocast on GPU; contractions in float32)"})
+    dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "float32 | float64 | bfloat16 (autocast on GPU; contractions in float32)"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    check_fingerprint: bool = field(default=True, metadata={"help": "refuse factors fitted on other weights"})
-    query_chunk: int = field(default=64, metadata={"help": "queries per chunk in the dense per-token contraction (memory bound)"})
+    check_fingerprint: bool = field(
+        default=True, metadata={"help": "refuse factors fitted on other weights"}
+    )
+    query_chunk: int = field(
+        default=64,
+        metadata={"help": "queries per chunk in the dense per-token contraction (memory bound)"},
+    )
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
 
     def __post_init__(self) -> None:

@@ -46,11 +46,15 @@ def _infos_from_json(items: list[dict[str, Any]]) -> list[ModuleInfo]:
     return [ModuleInfo(d["name"], int(d["d_out"]), int(d["d_in"]), bool(d["bias"])) for d in items]
 
 
-def setup_device(model: nn.Module, device: str, dtype: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
+def setup_device(
+    model: nn.Module, device: str, dtype: str
+) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
     """Resolve the device (moving the model there), the compute dtype and the autocast dtype."""
     dev = resolve_device(device)
     p = next(model.parameters())
-    if p.device != dev and not (dev.type == "cuda" and p.device.type == "cuda" and dev.index is None):
+    if p.device != dev and not (
+        dev.type == "cuda" and p.device.type == "cuda" and dev.index is None
+    ):
         model.to(dev)
         p = next(model.parameters())
     dev = p.device
@@ -63,7 +67,9 @@ def setup_device(model: nn.Module, device: str, dtype: str) -> tuple[torch.devic
 
 def _check_same(a: Any, b: Any, what: str) -> None:
     if a.modules != b.modules or a.infos != b.infos:
-        raise FactorMismatchError(f"cannot merge {what}: tracked modules differ ({a.modules} vs {b.modules})")
+        raise FactorMismatchError(
+            f"cannot merge {what}: tracked modules differ ({a.modules} vs {b.modules})"
+        )
     if a.fingerprint != b.fingerprint:
         raise FactorMismatchError(
             f"cannot merge {what}: fitted on different weights (fingerprint {a.fingerprint} vs {b.fingerprint})"
@@ -166,7 +172,14 @@ class Eigenbasis:
     def save(self, path) -> None:
         tensors: dict[str, torch.Tensor] = {}
         for m in self.modules:
-            tensors.update({f"q_a/{m}": self.q_a[m], f"e_a/{m}": self.e_a[m], f"q_s/{m}": self.q_s[m], f"e_s/{m}": self.e_s[m]})
+            tensors.update(
+                {
+                    f"q_a/{m}": self.q_a[m],
+                    f"e_a/{m}": self.e_a[m],
+                    f"q_s/{m}": self.q_s[m],
+                    f"e_s/{m}": self.e_s[m],
+                }
+            )
         save_tensors(
             path,
             tensors,
@@ -275,7 +288,17 @@ class Factors:
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Factors:
         conv = lambda d: {k: v.to(device=device, dtype=dtype) for k, v in d.items()}  # noqa: E731
-        return Factors(self.strategy, self.modules, self.infos, conv(self.q_a), conv(self.q_s), conv(self.lam), dict(self.damping), self.fingerprint, self.meta)
+        return Factors(
+            self.strategy,
+            self.modules,
+            self.infos,
+            conv(self.q_a),
+            conv(self.q_s),
+            conv(self.lam),
+            dict(self.damping),
+            self.fingerprint,
+            self.meta,
+        )
 
     def ihvp(self, name: str, v: torch.Tensor) -> torch.Tensor:
         """(G_m + λ_m)^-1 applied to v [..., d_out, d_in_h] (batched)."""
@@ -297,7 +320,9 @@ class Factors:
         tensors: dict[str, torch.Tensor] = {}
         if self.strategy != "identity":
             for m in self.modules:
-                tensors.update({f"q_a/{m}": self.q_a[m], f"q_s/{m}": self.q_s[m], f"lam/{m}": self.lam[m]})
+                tensors.update(
+                    {f"q_a/{m}": self.q_a[m], f"q_s/{m}": self.q_s[m], f"lam/{m}": self.lam[m]}
+                )
         else:
             tensors["empty"] = torch.zeros(1)
         save_tensors(
@@ -358,7 +383,11 @@ GRAM_BLOCK = 128  # block size of the upper-triangle Gram products (matrices >= 
 
 
 def _gram_blocks(d: int) -> list[tuple[int, int]]:
-    return [(r, min(d, r + GRAM_BLOCK)) for r in range(0, d, GRAM_BLOCK)] if d >= 2 * GRAM_BLOCK else [(0, d)]
+    return (
+        [(r, min(d, r + GRAM_BLOCK)) for r in range(0, d, GRAM_BLOCK)]
+        if d >= 2 * GRAM_BLOCK
+        else [(0, d)]
+    )
 
 
 def _gram_upper(x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
@@ -388,25 +417,41 @@ def _symmetrize_upper(acc: torch.Tensor) -> torch.Tensor:
     return acc + off.T
 
 
-def fit_covariance(model: nn.Module, batches: Iterable, cfg: FitConfig | None = None) -> CovarianceStats:
+def fit_covariance(
+    model: nn.Module, batches: Iterable, cfg: FitConfig | None = None
+) -> CovarianceStats:
     """Pass 1: sums of a a^T (attention-masked tokens) and g g^T with labels sampled from the model."""
     cfg = cfg or FitConfig()
     modules = find_tracked_modules(model, cfg.module_patterns)
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
     ctx = context_length(model)
     tracker = Tracker(model, modules, acdt)
-    a_sum = {i.name: torch.zeros(i.d_in_h, i.d_in_h, dtype=torch.float64, device=dev) for i in tracker.infos}
-    s_sum = {i.name: torch.zeros(i.d_out, i.d_out, dtype=torch.float64, device=dev) for i in tracker.infos}
+    a_sum = {
+        i.name: torch.zeros(i.d_in_h, i.d_in_h, dtype=torch.float64, device=dev)
+        for i in tracker.infos
+    }
+    s_sum = {
+        i.name: torch.zeros(i.d_out, i.d_out, dtype=torch.float64, device=dev)
+        for i in tracker.infos
+    }
     n_tok = n_lab = n_seq = 0
     with tracker:
         for bi, raw in enumerate(iterate(batches, cfg.progress, "covariance")):
             batch = prepare_batch(raw, dev, ctx, "fit", bi)
-            pairs = tracker.run(batch, cdt, sample_seed=cfg.seed if cfg.sample_labels else None, what="fit", index=bi)
+            pairs = tracker.run(
+                batch,
+                cdt,
+                sample_seed=cfg.seed if cfg.sample_labels else None,
+                what="fit",
+                index=bi,
+            )
             with torch.no_grad():
                 sums, seen = [], {}
                 for info, (a, g) in zip(tracker.infos, pairs):
                     key = (a.data_ptr(), a.shape, a.stride(), a.dtype)
-                    if key not in seen:  # layers reading the same input (Llama's gate_proj/up_proj) share A
+                    if (
+                        key not in seen
+                    ):  # layers reading the same input (Llama's gate_proj/up_proj) share A
                         seen[key] = _gram_upper(a.flatten(0, 1))
                     sa = _add_upper(a_sum[info.name], seen[key])
                     sg = _add_upper(s_sum[info.name], _gram_upper(g.flatten(0, 1)))
@@ -438,11 +483,27 @@ def compute_eigenbasis(cov: CovarianceStats) -> Eigenbasis:
         with small_lapack(S.shape[0], S.device):
             es, qs = torch.linalg.eigh(S.double())
         q_a[m], e_a[m], q_s[m], e_s[m] = qa, ea, qs, es
-    return Eigenbasis(cov.modules, cov.infos, q_a, e_a, q_s, e_s, cov.n_tokens, cov.n_sequences, cov.fingerprint, dict(cov.meta))
+    return Eigenbasis(
+        cov.modules,
+        cov.infos,
+        q_a,
+        e_a,
+        q_s,
+        e_s,
+        cov.n_tokens,
+        cov.n_sequences,
+        cov.fingerprint,
+        dict(cov.meta),
+    )
 
 
 def fit_eigen_correction(
-    model: nn.Module, batches: Iterable, eigenbasis: Eigenbasis, cfg: FitConfig | None = None, *, _fingerprint: str | None = None
+    model: nn.Module,
+    batches: Iterable,
+    eigenbasis: Eigenbasis,
+    cfg: FitConfig | None = None,
+    *,
+    _fingerprint: str | None = None,
 ) -> CorrectionStats:
     """Pass 2: Λ sums = Σ_seq (Q_S^T DW Q_A)^2 with DW the per-sequence (sampled-label) gradient.
 
@@ -451,18 +512,29 @@ def fit_eigen_correction(
     modules = eigenbasis.modules
     fp = _fingerprint or model_fingerprint(model, modules)
     if fp != eigenbasis.fingerprint:
-        raise FactorMismatchError(f"eigenbasis was fitted on other weights (fingerprint {eigenbasis.fingerprint} != model {fp})")
+        raise FactorMismatchError(
+            f"eigenbasis was fitted on other weights (fingerprint {eigenbasis.fingerprint} != model {fp})"
+        )
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
     ctx = context_length(model)
     tracker = Tracker(model, modules, acdt)
     qa = {m: eigenbasis.q_a[m].to(dev, cdt) for m in modules}
     qs = {m: eigenbasis.q_s[m].to(dev, cdt) for m in modules}
-    lam = {i.name: torch.zeros(i.d_out, i.d_in_h, dtype=torch.float64, device=dev) for i in tracker.infos}
+    lam = {
+        i.name: torch.zeros(i.d_out, i.d_in_h, dtype=torch.float64, device=dev)
+        for i in tracker.infos
+    }
     n_seq = n_tok = 0
     with tracker:
         for bi, raw in enumerate(iterate(batches, cfg.progress, "eigen correction")):
             batch = prepare_batch(raw, dev, ctx, "fit", bi)
-            pairs = tracker.run(batch, cdt, sample_seed=cfg.seed if cfg.sample_labels else None, what="fit", index=bi)
+            pairs = tracker.run(
+                batch,
+                cdt,
+                sample_seed=cfg.seed if cfg.sample_labels else None,
+                what="fit",
+                index=bi,
+            )
             accs = []
             with torch.no_grad():
                 for info, (a, g) in zip(tracker.infos, pairs):
@@ -471,7 +543,9 @@ def fit_eigen_correction(
                     acc = None
                     step = max(1, (1 << 26) // max(1, info.d_out * info.d_in_h))
                     for s in range(0, ar.shape[0], step):
-                        rot = torch.bmm(gr[s : s + step].transpose(1, 2), ar[s : s + step])  # [b,O,I] = Q_S^T DW Q_A
+                        rot = torch.bmm(
+                            gr[s : s + step].transpose(1, 2), ar[s : s + step]
+                        )  # [b,O,I] = Q_S^T DW Q_A
                         sq = rot.square_().sum(0)
                         acc = sq if acc is None else acc.add_(sq)
                     accs.append(acc)
@@ -480,7 +554,15 @@ def fit_eigen_correction(
                     lam[info.name] += acc
             n_seq += batch["input_ids"].shape[0]
             n_tok += int(batch["attention_mask"].sum())
-    return CorrectionStats(modules, tracker.infos, {k: v.cpu() for k, v in lam.items()}, n_seq, n_tok, fp, {"seed": cfg.seed})
+    return CorrectionStats(
+        modules,
+        tracker.infos,
+        {k: v.cpu() for k, v in lam.items()},
+        n_seq,
+        n_tok,
+        fp,
+        {"seed": cfg.seed},
+    )
 
 
 def build_factors(
@@ -494,7 +576,9 @@ def build_factors(
     fdt = DTYPES[cfg.factor_dtype]
     if cfg.strategy == "identity":
         if eigenbasis is None and model is None:
-            raise ValueError("identity factors need an eigenbasis or a model (for modules and fingerprint)")
+            raise ValueError(
+                "identity factors need an eigenbasis or a model (for modules and fingerprint)"
+            )
         if eigenbasis is not None:
             modules, infos, fp = eigenbasis.modules, eigenbasis.infos, eigenbasis.fingerprint
         else:
@@ -504,7 +588,17 @@ def build_factors(
             named = dict(model.named_modules())
             infos = [module_info(m, named[m]) for m in modules]
             fp = model_fingerprint(model, modules)
-        return Factors("identity", modules, infos, {}, {}, {}, dict.fromkeys(modules, 0.0), fp, {"strategy": "identity"})
+        return Factors(
+            "identity",
+            modules,
+            infos,
+            {},
+            {},
+            {},
+            dict.fromkeys(modules, 0.0),
+            fp,
+            {"strategy": "identity"},
+        )
     if eigenbasis is None:
         raise ValueError(f"strategy {cfg.strategy!r} needs an eigenbasis")
     if model is not None and model_fingerprint(model, eigenbasis.modules) != eigenbasis.fingerprint:
@@ -512,9 +606,16 @@ def build_factors(
     lam: dict[str, torch.Tensor] = {}
     if cfg.strategy == "ekfac":
         if correction is None:
-            raise ValueError("strategy 'ekfac' needs eigenvalue-correction statistics (fit_eigen_correction)")
-        if correction.modules != eigenbasis.modules or correction.fingerprint != eigenbasis.fingerprint:
-            raise FactorMismatchError("correction statistics and eigenbasis come from different models/modules")
+            raise ValueError(
+                "strategy 'ekfac' needs eigenvalue-correction statistics (fit_eigen_correction)"
+            )
+        if (
+            correction.modules != eigenbasis.modules
+            or correction.fingerprint != eigenbasis.fingerprint
+        ):
+            raise FactorMismatchError(
+                "correction statistics and eigenbasis come from different models/modules"
+            )
         if correction.n_sequences == 0:
             raise ValueError("eigenvalue-correction statistics are empty")
         for m in eigenbasis.modules:
@@ -528,7 +629,9 @@ def build_factors(
     }
     for m, d in damping.items():
         if not d > 0:
-            raise ValueError(f"damping of module {m!r} is {d}: Λ is all zero (no gradient reached it?)")
+            raise ValueError(
+                f"damping of module {m!r} is {d}: Λ is all zero (no gradient reached it?)"
+            )
     meta = {
         "strategy": cfg.strategy,
         "damping_rule": cfg.damping if cfg.damping != "auto" else f"{cfg.damping_scale} * mean(Λ)",
@@ -560,8 +663,14 @@ def fit_factors(model: nn.Module, batches: Iterable, cfg: FitConfig | None = Non
     if cfg.strategy == "identity":
         return build_factors(None, None, cfg, model)
     if cfg.strategy == "ekfac" and iter(batches) is batches:
-        raise ValueError("fit_factors with strategy 'ekfac' needs re-iterable batches (a list, not a generator): two passes")
+        raise ValueError(
+            "fit_factors with strategy 'ekfac' needs re-iterable batches (a list, not a generator): two passes"
+        )
     cov = fit_covariance(model, batches, cfg)
     eig = compute_eigenbasis(cov)
-    corr = fit_eigen_correction(model, batches, eig, cfg, _fingerprint=cov.fingerprint) if cfg.strategy == "ekfac" else None
+    corr = (
+        fit_eigen_correction(model, batches, eig, cfg, _fingerprint=cov.fingerprint)
+        if cfg.strategy == "ekfac"
+        else None
+    )
     return build_factors(eig, corr, cfg)

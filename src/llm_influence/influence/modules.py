@@ -29,7 +29,9 @@ from .errors import (
 
 try:  # transformers' GPT-2 style linear layer (weight stored as [in, out])
     from transformers.pytorch_utils import Conv1D
-except Exception:  # pragma: no cover - transformers is a hard dependency, keep the engine importable
+except (
+    Exception
+):  # pragma: no cover - transformers is a hard dependency, keep the engine importable
     Conv1D = ()  # type: ignore[assignment]
 
 TRACKABLE = (nn.Linear,) + ((Conv1D,) if isinstance(Conv1D, type) else ())
@@ -66,7 +68,9 @@ def module_info(name: str, module: nn.Module) -> ModuleInfo:
     if TRACKABLE[1:] and isinstance(module, TRACKABLE[1:]):
         d_in, d_out = module.weight.shape
         return ModuleInfo(name, d_out, d_in, module.bias is not None)
-    raise ModuleMatchError(f"module {name!r} is a {type(module).__name__}; only nn.Linear and Conv1D are trackable")
+    raise ModuleMatchError(
+        f"module {name!r} is a {type(module).__name__}; only nn.Linear and Conv1D are trackable"
+    )
 
 
 def default_patterns(model: nn.Module) -> list[str]:
@@ -87,7 +91,9 @@ def find_tracked_modules(model: nn.Module, patterns: list[str] | None = None) ->
         try:
             compiled.append(re.compile(p))
         except re.error as exc:
-            raise ModuleMatchError(f"module pattern {p!r} is not a valid regular expression: {exc}") from exc
+            raise ModuleMatchError(
+                f"module pattern {p!r} is not a valid regular expression: {exc}"
+            ) from exc
     trackable = [n for n, m in model.named_modules() if isinstance(m, TRACKABLE)]
     chosen = [n for n in trackable if any(c.search(n) for c in compiled)]
     if explicit:
@@ -117,7 +123,11 @@ def model_fingerprint(model: nn.Module, modules: list[str] | None = None) -> str
         for pname, p in sorted(named[name].named_parameters(recurse=False)):
             t = p.detach().to("cpu").contiguous()
             h.update(f"{name}.{pname}:{tuple(t.shape)}:{t.dtype}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes())
+            h.update(
+                t.view(torch.uint8).numpy().tobytes()
+                if t.dtype == torch.bfloat16
+                else t.numpy().tobytes()
+            )
     return h.hexdigest()[:32]
 
 
@@ -146,7 +156,9 @@ def small_lapack(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------
 # batches
 # ----------------------------------------------------------------------------------------------
-def make_batches(tensors: Mapping[str, torch.Tensor], batch_size: int) -> list[dict[str, torch.Tensor]]:
+def make_batches(
+    tensors: Mapping[str, torch.Tensor], batch_size: int
+) -> list[dict[str, torch.Tensor]]:
     """Split ``{input_ids, attention_mask[, labels]}`` [N,T] into a list of batch dicts (views).
 
     Missing ``attention_mask`` = all ones; missing ``labels`` = input_ids with padding set to -100
@@ -160,7 +172,11 @@ def make_batches(tensors: Mapping[str, torch.Tensor], batch_size: int) -> list[d
     labels = tensors.get("labels")
     labels = ids.masked_fill(mask == 0, -100) if labels is None else labels
     return [
-        {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size], "labels": labels[i : i + batch_size]}
+        {
+            "input_ids": ids[i : i + batch_size],
+            "attention_mask": mask[i : i + batch_size],
+            "labels": labels[i : i + batch_size],
+        }
         for i in range(0, ids.shape[0], batch_size)
     ]
 
@@ -179,17 +195,26 @@ def prepare_batch(
 ) -> dict[str, torch.Tensor]:
     for key in ("input_ids", "attention_mask", "labels"):
         if key not in batch:
-            raise ValueError(f"{what} batch {index} has no {key!r} (expected input_ids, attention_mask, labels)")
+            raise ValueError(
+                f"{what} batch {index} has no {key!r} (expected input_ids, attention_mask, labels)"
+            )
     ids = batch["input_ids"]
     if ids.dim() != 2:
-        raise ValueError(f"{what} batch {index}: input_ids must be [B,T], got shape {tuple(ids.shape)}")
+        raise ValueError(
+            f"{what} batch {index}: input_ids must be [B,T], got shape {tuple(ids.shape)}"
+        )
     if ctx is not None and ids.shape[1] > ctx:
         raise SequenceTooLongError(
             f"{what} batch {index} has sequences of length {ids.shape[1]} > the model's context {ctx}"
         )
-    out = {k: batch[k].to(device=device, dtype=torch.long) for k in ("input_ids", "attention_mask", "labels")}
+    out = {
+        k: batch[k].to(device=device, dtype=torch.long)
+        for k in ("input_ids", "attention_mask", "labels")
+    }
     if out["labels"].shape != ids.shape or out["attention_mask"].shape != ids.shape:
-        raise ValueError(f"{what} batch {index}: input_ids, attention_mask and labels must have the same shape")
+        raise ValueError(
+            f"{what} batch {index}: input_ids, attention_mask and labels must have the same shape"
+        )
     return out
 
 
@@ -229,7 +254,9 @@ def sequence_uniforms(batch: Mapping[str, torch.Tensor], seed: int) -> torch.Ten
     return out
 
 
-def sample_targets(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], seed: int) -> torch.Tensor:
+def sample_targets(
+    logits: torch.Tensor, batch: Mapping[str, torch.Tensor], seed: int
+) -> torch.Tensor:
     """Targets for positions 0..T-2 drawn from the model's predictive distribution; -100 where the
     real label does not count. Deterministic per sequence (see :func:`sequence_uniforms`).
 
@@ -253,7 +280,9 @@ def sample_targets(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], seed
 def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Sum of token cross-entropies; ``targets`` [B,T-1] already shifted (position t predicts t+1)."""
     lg = logits[:, :-1].float()
-    return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum")
+    return F.cross_entropy(
+        lg.reshape(-1, lg.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,7 +293,9 @@ class Tracker:
     computed), model in eval mode. ``run(batch, targets)`` returns per layer (a [B,T,d_in_h],
     g [B,T,d_out]) in ``compute_dtype``; masked (attention_mask=0) positions are zero in both."""
 
-    def __init__(self, model: nn.Module, modules: list[str], autocast_dtype: torch.dtype | None = None):
+    def __init__(
+        self, model: nn.Module, modules: list[str], autocast_dtype: torch.dtype | None = None
+    ):
         self.model = model
         named = dict(model.named_modules())
         missing = [m for m in modules if m not in named]
@@ -302,7 +333,9 @@ class Tracker:
     def _pre_hook(self, i: int):
         def hook(module, args):
             x = args[0]
-            if not x.requires_grad:  # lowest tracked layer: start the graph here (nothing below needs grads)
+            if (
+                not x.requires_grad
+            ):  # lowest tracked layer: start the graph here (nothing below needs grads)
                 x = x.detach().requires_grad_(True)
                 return (x,) + tuple(args[1:])
             return None
@@ -312,7 +345,9 @@ class Tracker:
     def _hook(self, i: int):
         def hook(module, args, output):
             if self._inputs[i] is not None:
-                raise RuntimeError(f"tracked module {self.modules[i]!r} was called twice in one forward pass")
+                raise RuntimeError(
+                    f"tracked module {self.modules[i]!r} was called twice in one forward pass"
+                )
             self._inputs[i] = args[0].detach()
             self._outputs[i] = output
 
@@ -323,7 +358,9 @@ class Tracker:
         self._outputs = [None] * len(self.layers)
         dev = batch["input_ids"].device
         use_ac = self.autocast_dtype is not None
-        with torch.autocast(device_type=dev.type, dtype=self.autocast_dtype or torch.float32, enabled=use_ac):
+        with torch.autocast(
+            device_type=dev.type, dtype=self.autocast_dtype or torch.float32, enabled=use_ac
+        ):
             out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         logits = out.logits if hasattr(out, "logits") else out[0]
         missing = [self.modules[i] for i, o in enumerate(self._outputs) if o is None]
@@ -332,7 +369,12 @@ class Tracker:
         return logits
 
     def backward(
-        self, loss: torch.Tensor, batch: Mapping[str, torch.Tensor], compute_dtype: torch.dtype, what: str, index: int
+        self,
+        loss: torch.Tensor,
+        batch: Mapping[str, torch.Tensor],
+        compute_dtype: torch.dtype,
+        what: str,
+        index: int,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         grads = torch.autograd.grad(loss, self._outputs, allow_unused=True)
         mask = batch["attention_mask"]
@@ -341,7 +383,11 @@ class Tracker:
         result = []
         for i, (x, g, info) in enumerate(zip(self._inputs, grads, self.infos)):
             a = x.to(compute_dtype)
-            g = torch.zeros_like(self._outputs[i], dtype=compute_dtype) if g is None else g.to(compute_dtype)
+            g = (
+                torch.zeros_like(self._outputs[i], dtype=compute_dtype)
+                if g is None
+                else g.to(compute_dtype)
+            )
             if info.bias:
                 a = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1)
             if mask is not None:
@@ -378,7 +424,9 @@ class Tracker:
             if not bool(torch.isfinite(loss)):
                 self._last = ([o.detach() for o in self._outputs], None)
                 self.diagnose(what, index)
-                raise NonFiniteGradientError(f"{what} batch {index}: loss is {loss.item()} (non-finite)")
+                raise NonFiniteGradientError(
+                    f"{what} batch {index}: loss is {loss.item()} (non-finite)"
+                )
             pairs = self.backward(loss, batch, compute_dtype, what, index)
             return pairs
 

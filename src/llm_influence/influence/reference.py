@@ -84,7 +84,9 @@ def _logits(model, ids, mask):
     return out.logits if hasattr(out, "logits") else out[0]
 
 
-def per_example_gradients(model: nn.Module, modules: list[str], batches: Iterable, targets: str | int = "labels") -> torch.Tensor:
+def per_example_gradients(
+    model: nn.Module, modules: list[str], batches: Iterable, targets: str | int = "labels"
+) -> torch.Tensor:
     """[N, P] explicit per-sequence gradients of the summed CE (``targets="labels"``) or of the
     sampled-label loss (``targets=seed``, same sampling as the engine)."""
     from .modules import sample_targets, summed_loss
@@ -98,7 +100,11 @@ def per_example_gradients(model: nn.Module, modules: list[str], batches: Iterabl
         for i in range(batch["input_ids"].shape[0]):
             b = {k: v[i : i + 1] for k, v in batch.items()}
             logits = _logits(model, b["input_ids"], b["attention_mask"])
-            tgt = b["labels"][:, 1:] if targets == "labels" else sample_targets(logits, b, int(targets))
+            tgt = (
+                b["labels"][:, 1:]
+                if targets == "labels"
+                else sample_targets(logits, b, int(targets))
+            )
             loss = summed_loss(logits, tgt)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
@@ -117,7 +123,9 @@ def gnh_rows(model: nn.Module, modules: list[str], batches: Iterable) -> tuple[t
     for batch in batches:
         for i in range(batch["input_ids"].shape[0]):
             n += 1
-            ids, mask, lab = (batch[k][i : i + 1] for k in ("input_ids", "attention_mask", "labels"))
+            ids, mask, lab = (
+                batch[k][i : i + 1] for k in ("input_ids", "attention_mask", "labels")
+            )
             logits = _logits(model, ids, mask)[0, :-1]  # [T-1, V]
             pos = (lab[0, 1:] != -100).nonzero().flatten()
             if len(pos) == 0:
@@ -129,8 +137,13 @@ def gnh_rows(model: nn.Module, modules: list[str], batches: Iterable) -> tuple[t
             full = torch.zeros(len(pos), V, logits.shape[0], V, dtype=logits.dtype)
             full[torch.arange(len(pos)), :, pos, :] = cot.to(logits.dtype)
             full = full.reshape(-1, logits.shape[0], V)
-            grads = torch.autograd.grad(logits, params, grad_outputs=full, is_grads_batched=True, allow_unused=True)
-            grads = [torch.zeros(full.shape[0], *p_.shape, dtype=logits.dtype) if g is None else g for p_, g in zip(params, grads)]
+            grads = torch.autograd.grad(
+                logits, params, grad_outputs=full, is_grads_batched=True, allow_unused=True
+            )
+            grads = [
+                torch.zeros(full.shape[0], *p_.shape, dtype=logits.dtype) if g is None else g
+                for p_, g in zip(params, grads)
+            ]
             rows.append(_flat_grad(layout, *_split(layout, grads)).detach().double())
     return torch.cat(rows), n
 
@@ -140,15 +153,26 @@ def block_grams(R: torch.Tensor, damp: torch.Tensor, slices: list[slice]) -> lis
     return [(R[:, sl] / damp[sl]) @ R[:, sl].T for sl in slices]
 
 
-def woodbury_solve(R: torch.Tensor, gram: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def woodbury_solve(
+    R: torch.Tensor, gram: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor
+) -> torch.Tensor:
     """(R^T R / n + diag(damp))^-1 X for X [P, Q] given gram = R D^-1 R^T [K, K] (Woodbury)."""
     DX = X / damp[:, None]
     inner = n * torch.eye(R.shape[0], dtype=R.dtype) + gram
     return DX - (R.T @ torch.linalg.solve(inner, R @ DX)) / damp[:, None]
 
 
-def lissa(R: torch.Tensor, n_rows_per_seq: list[int], n: int, damp: torch.Tensor, X: torch.Tensor,
-          depth: int = 300, batch: int | None = None, repeats: int = 1, seed: int = 0) -> torch.Tensor:
+def lissa(
+    R: torch.Tensor,
+    n_rows_per_seq: list[int],
+    n: int,
+    damp: torch.Tensor,
+    X: torch.Tensor,
+    depth: int = 300,
+    batch: int | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+) -> torch.Tensor:
     """LiSSA: x <- X + (I - (G_b + D)/s) x, result x / s (averaged over ``repeats``).
 
     G_b is the exact GNH of ``batch`` random fit sequences (None = all: deterministic Richardson
@@ -249,7 +273,15 @@ def estimator_scores(
             out[est] = pre @ Gt.T
             secs[est] = time.perf_counter() - t + t_rows
         elif est == "lissa":
-            pre = lissa(R, _rows_per_seq(model, modules, fit_batches), n, damp, Gq.T, depth=lissa_depth, batch=lissa_batch).T
+            pre = lissa(
+                R,
+                _rows_per_seq(model, modules, fit_batches),
+                n,
+                damp,
+                Gq.T,
+                depth=lissa_depth,
+                batch=lissa_batch,
+            ).T
             out[est] = pre @ Gt.T
             secs[est] = time.perf_counter() - t + t_rows
         elif est == "gradient_dot":
@@ -257,7 +289,14 @@ def estimator_scores(
             secs[est] = time.perf_counter() - t
         elif est in ("ekfac", "kfac"):
             dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-            cfg = FitConfig(strategy=est, dtype=dtype, factor_dtype="float64", device="cpu", module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules], progress=False)
+            cfg = FitConfig(
+                strategy=est,
+                dtype=dtype,
+                factor_dtype="float64",
+                device="cpu",
+                module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules],
+                progress=False,
+            )
             cov = corr = None
             for s in range(label_samples):  # several label draws per fit sequence, merged exactly
                 c = replace(cfg, seed=s)

@@ -66,14 +66,36 @@ class PreconditionedQueries:
         t = {f"dense/{m}": x for m, x in self.dense.items()}
         t.update({f"u/{m}": x for m, x in self.u.items()})
         t.update({f"v/{m}": x for m, x in self.v.items()})
-        save_tensors(path, t, {"kind": "queries", "modules": self.modules, "infos": [vars(i) for i in self.infos], "n_queries": self.n_queries, "rank": self.rank, "fingerprint": self.fingerprint, "strategy": self.strategy})
+        save_tensors(
+            path,
+            t,
+            {
+                "kind": "queries",
+                "modules": self.modules,
+                "infos": [vars(i) for i in self.infos],
+                "n_queries": self.n_queries,
+                "rank": self.rank,
+                "fingerprint": self.fingerprint,
+                "strategy": self.strategy,
+            },
+        )
 
     @classmethod
     def load(cls, path) -> PreconditionedQueries:
         t, meta = load_tensors(path)
         pick = lambda pre: {k.split("/", 1)[1]: v for k, v in t.items() if k.startswith(pre + "/")}  # noqa: E731
         infos = [ModuleInfo(**d) for d in meta["infos"]]
-        return cls(meta["modules"], infos, meta["n_queries"], meta["rank"], pick("dense"), pick("u"), pick("v"), meta["fingerprint"], meta["strategy"])
+        return cls(
+            meta["modules"],
+            infos,
+            meta["n_queries"],
+            meta["rank"],
+            pick("dense"),
+            pick("u"),
+            pick("v"),
+            meta["fingerprint"],
+            meta["strategy"],
+        )
 
 
 @dataclass
@@ -102,7 +124,9 @@ class Scores:
     @classmethod
     def load(cls, path) -> Scores:
         t, meta = load_tensors(path)
-        return cls(t["total"], t.get("layers"), t.get("tokens"), meta["modules"], meta.get("meta", {}))
+        return cls(
+            t["total"], t.get("layers"), t.get("tokens"), meta["modules"], meta.get("meta", {})
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,7 +142,9 @@ def precondition_queries(
     ctx = context_length(model)
     tracker = Tracker(model, factors.modules, acdt)
     if tracker.infos != factors.infos:
-        raise FactorMismatchError(f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}")
+        raise FactorMismatchError(
+            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
+        )
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     nq = 0
     with tracker:
@@ -134,7 +160,14 @@ def precondition_queries(
             nq += batch["input_ids"].shape[0]
     if nq == 0:
         raise ValueError("no query sequences given")
-    out = PreconditionedQueries(factors.modules, factors.infos, nq, cfg.rank, fingerprint=factors.fingerprint, strategy=factors.strategy)
+    out = PreconditionedQueries(
+        factors.modules,
+        factors.infos,
+        nq,
+        cfg.rank,
+        fingerprint=factors.fingerprint,
+        strategy=factors.strategy,
+    )
     for m in factors.modules:
         p = torch.cat(chunks[m])
         if cfg.rank is None:
@@ -157,7 +190,9 @@ def low_rank(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     r = min(rank, O, I)
     pd = p.double()
     small_in = I <= O
-    gram = pd.transpose(1, 2) @ pd if small_in else pd @ pd.transpose(1, 2)  # [Q, k, k], k = min(O, I)
+    gram = (
+        pd.transpose(1, 2) @ pd if small_in else pd @ pd.transpose(1, 2)
+    )  # [Q, k, k], k = min(O, I)
     with small_lapack(gram.shape[-1], gram.device):
         _, w = torch.linalg.eigh(gram)
     w = w[..., -r:].flip(-1)  # top r, largest first
@@ -173,7 +208,9 @@ def _plan(info: ModuleInfo, q: PreconditionedQueries, per_token: bool, contracti
     r = q.u[info.name].shape[-1] if q.low_rank else None
     if contraction != "auto":
         if contraction.startswith("lowrank") and r is None:
-            raise ValueError("low-rank contraction requested but the queries are full rank (rank=None)")
+            raise ValueError(
+                "low-rank contraction requested but the queries are full rank (rank=None)"
+            )
         return contraction
     T = 64  # representative length; only the ratios matter
     costs = {"dense_token": T * Q * O * I} if per_token else {"dense_seq": T * O * I + Q * O * I}
@@ -182,7 +219,15 @@ def _plan(info: ModuleInfo, q: PreconditionedQueries, per_token: bool, contracti
     return min(costs, key=costs.get)
 
 
-def _module_scores(mode: str, a: torch.Tensor, g: torch.Tensor, name: str, q: PreconditionedQueries, mats: dict, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _module_scores(
+    mode: str,
+    a: torch.Tensor,
+    g: torch.Tensor,
+    name: str,
+    q: PreconditionedQueries,
+    mats: dict,
+    chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """-> (layer scores [B, Q], token scores [B, T, Q] or None)."""
     B, T, I = a.shape
     O = g.shape[-1]
@@ -205,7 +250,9 @@ def _module_scores(mode: str, a: torch.Tensor, g: torch.Tensor, name: str, q: Pr
     return tok.sum(1), tok
 
 
-def _prepare_mats(q: PreconditionedQueries, modes: dict[str, str], dev, cdt, force_dense: bool = False) -> dict:
+def _prepare_mats(
+    q: PreconditionedQueries, modes: dict[str, str], dev, cdt, force_dense: bool = False
+) -> dict:
     mats = {}
     for m in q.modules:
         mode = modes[m]
@@ -213,7 +260,10 @@ def _prepare_mats(q: PreconditionedQueries, modes: dict[str, str], dev, cdt, for
             u = q.u[m].to(dev, cdt)
             v = q.v[m].to(dev, cdt)
             Q, O, r = u.shape
-            mats[m] = (u.permute(1, 0, 2).reshape(O, Q * r), v.permute(1, 0, 2).reshape(v.shape[1], Q * r))
+            mats[m] = (
+                u.permute(1, 0, 2).reshape(O, Q * r),
+                v.permute(1, 0, 2).reshape(v.shape[1], Q * r),
+            )
         else:
             p = (q.dense[m] if (force_dense or not q.low_rank) else q.matrix(m)).to(dev, cdt)
             mats[m] = p.reshape(p.shape[0], -1) if mode == "dense_seq" else p
@@ -235,14 +285,18 @@ def iter_scores(
     ``contraction``: auto | lowrank_token | dense_token | dense_seq | lowrank_seq (tests force one)."""
     cfg = cfg or ScoreConfig()
     if queries.fingerprint != factors.fingerprint or queries.modules != factors.modules:
-        raise FactorMismatchError("queries were preconditioned with other factors (fingerprint/modules differ)")
+        raise FactorMismatchError(
+            "queries were preconditioned with other factors (fingerprint/modules differ)"
+        )
     if cfg.check_fingerprint:
         check_factors(model, factors)
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
     ctx = context_length(model)
     tracker = Tracker(model, factors.modules, acdt)
     if tracker.infos != factors.infos:
-        raise FactorMismatchError(f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}")
+        raise FactorMismatchError(
+            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
+        )
     per_token = cfg.per_token
     if _force_dense:
         modes = {i.name: ("dense_token" if per_token else "dense_seq") for i in tracker.infos}
@@ -256,7 +310,9 @@ def iter_scores(
             layers, tokens = [], None
             with torch.no_grad():
                 for info, (a, g) in zip(tracker.infos, pairs):
-                    lay, tok = _module_scores(modes[info.name], a, g, info.name, queries, mats, cfg.query_chunk)
+                    lay, tok = _module_scores(
+                        modes[info.name], a, g, info.name, queries, mats, cfg.query_chunk
+                    )
                     layers.append(lay)
                     if per_token:
                         tokens = tok if tokens is None else tokens + tok
@@ -285,7 +341,9 @@ def score_training(
     """All batches of :func:`iter_scores` concatenated; optional full-rank re-ranking of each query's top-k."""
     cfg = cfg or ScoreConfig()
     if cfg.rerank_topk is not None and iter(train_batches) is train_batches:
-        raise ValueError("rerank_topk needs re-iterable train_batches (a list, not a generator): two passes")
+        raise ValueError(
+            "rerank_topk needs re-iterable train_batches (a list, not a generator): two passes"
+        )
     totals, layers, tokens = [], [], []
     for sb in iter_scores(model, factors, queries, train_batches, cfg, **kw):
         totals.append(sb.total)
@@ -295,10 +353,17 @@ def score_training(
     total = torch.cat(totals, dim=1)
     lay = torch.cat(layers, dim=1)
     tok = _pad_cat(tokens) if tokens else None
-    meta = {"strategy": factors.strategy, "rank": queries.rank, "fingerprint": factors.fingerprint, "reranked_topk": None}
+    meta = {
+        "strategy": factors.strategy,
+        "rank": queries.rank,
+        "fingerprint": factors.fingerprint,
+        "reranked_topk": None,
+    }
     if cfg.rerank_topk is not None and queries.low_rank:
         if not queries.dense:
-            raise ValueError("rerank_topk needs full-rank query gradients: precondition_queries with the same rerank_topk")
+            raise ValueError(
+                "rerank_topk needs full-rank query gradients: precondition_queries with the same rerank_topk"
+            )
         k = min(cfg.rerank_topk, total.shape[1])
         top = total.topk(k, dim=1).indices  # [Q,k]
         want = torch.zeros(total.shape[1], dtype=torch.bool)
@@ -310,7 +375,13 @@ def score_training(
             n = raw["input_ids"].shape[0]
             rows = want[offset : offset + n].nonzero().flatten()
             if len(rows):
-                sel_batches.append({k2: v[rows] for k2, v in raw.items() if k2 in ("input_ids", "attention_mask", "labels")})
+                sel_batches.append(
+                    {
+                        k2: v[rows]
+                        for k2, v in raw.items()
+                        if k2 in ("input_ids", "attention_mask", "labels")
+                    }
+                )
             offset += n
         idx = want.nonzero().flatten()
         for sb in iter_scores(model, factors, queries, sel_batches, cfg, _force_dense=True):
@@ -332,7 +403,9 @@ def score_training(
     return Scores(total, lay if cfg.per_layer else None, tok, list(factors.modules), meta)
 
 
-def self_influence(model: nn.Module, factors: Factors, batches: Iterable, cfg: ScoreConfig | None = None) -> torch.Tensor:
+def self_influence(
+    model: nn.Module, factors: Factors, batches: Iterable, cfg: ScoreConfig | None = None
+) -> torch.Tensor:
     """score(m, m) = Σ_modules DW_m^T (G+λ)^-1 DW_m for every sequence -> [N]."""
     cfg = cfg or ScoreConfig()
     if cfg.check_fingerprint:
@@ -348,7 +421,10 @@ def self_influence(model: nn.Module, factors: Factors, batches: Iterable, cfg: S
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
             s = torch.zeros(batch["input_ids"].shape[0], dtype=cdt, device=dev)
             with torch.no_grad():
-                vs = [fac.inverse_quadratic(info.name, g.transpose(1, 2) @ a) for info, (a, g) in zip(tracker.infos, pairs)]
+                vs = [
+                    fac.inverse_quadratic(info.name, g.transpose(1, 2) @ a)
+                    for info, (a, g) in zip(tracker.infos, pairs)
+                ]
                 tracker.check(vs, "train", bi)
                 for v in vs:
                     s += v
