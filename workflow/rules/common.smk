@@ -9,6 +9,8 @@
 #            files=[...] only for a file output without a data suffix (.md/.json/... are files)
 #   script:  "../scripts/stage.py"
 # and register the end products with final_targets(lambda: [...]) so that `rule all` builds them.
+import os
+import shutil
 from pathlib import Path
 
 PACKAGE_ROOT = Path("src/llm_influence")
@@ -88,3 +90,20 @@ def score_tables(wildcards=None):
 
 def model_dirs(wildcards=None):
     return expand("data/models/{model}", model=config["models"])
+
+
+def gpu_slots():
+    """`resources: gpu=GPU` on the rules that use an accelerator: 1 where one is visible (so jobs
+    queue for it, and the SLURM executor asks for `--gpus=1`), 0 on CPU-only machines so those
+    jobs run side by side on the cores. Decided without importing torch (it would slow every parse)."""
+    if config["device"] == "cpu":
+        return 0
+    if config["device"] == "cuda":
+        return 1
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    return 1 if shutil.which("nvidia-smi") or os.environ.get("SLURM_JOB_GPUS") else 0
+
+
+GPU = gpu_slots()

@@ -16,10 +16,10 @@ rule covariance:
         "logs/covariance/{model}/{shard}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
-        gpu=1,
+        gpu=GPU,
     params:
         entry="llm_influence.scoring.stage:fit_covariance_shard",
         config=lambda wc: config_params("factors") | {"device": config["device"]},
@@ -38,7 +38,7 @@ rule eigen:
         "logs/eigen/{model}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:
@@ -61,10 +61,10 @@ rule correction:
         "logs/correction/{model}/{shard}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
-        gpu=1,
+        gpu=GPU,
     params:
         entry="llm_influence.scoring.stage:fit_correction_shard",
         config=lambda wc: config_params("factors") | {"device": config["device"]},

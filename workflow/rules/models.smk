@@ -8,7 +8,7 @@ rule tokenizer:
         "logs/tokenizer.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     params:
@@ -51,10 +51,10 @@ rule pretrain:
         "logs/pretrain/{model}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
-        gpu=1,
+        gpu=GPU,
     params:
         entry="llm_influence.models.stage:pretrain_model",
         config=lambda wc: config_params("pretrain") | {"device": config["device"]},

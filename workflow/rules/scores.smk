@@ -18,10 +18,10 @@ rule score_shard:
         "logs/score_shard/{model}/{shard}.log",
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
-        gpu=1,
+        gpu=GPU,
     params:
         entry="llm_influence.scoring.stage:score_shard",
         config=lambda wc: config_params("factors", "scores")
