@@ -66,6 +66,35 @@ def _query_paths(section: Any, prefix: str) -> Iterable[tuple[str, str]]:
             yield from _query_paths(value, f"{prefix}[{i}]")
 
 
+def _available_tokenizer(config: Mapping[str, Any]) -> Path | None:
+    """A tokenizer that exists before any job runs: a local pretrained one, or the one an earlier
+    run trained (``data/tokenizer``). A fresh run trains it first; the queries stage then checks."""
+    pretrained = config.get("tokenizer", {}).get("pretrained")
+    for candidate in (pretrained, "data/tokenizer"):
+        if candidate and (Path(candidate) / "tokenizer.json").is_file():
+            return Path(candidate)
+    return None
+
+
+def _length_errors(config: Mapping[str, Any], key: str, path: str, queries: list) -> list[str]:
+    """Queries whose prompt + completion exceed the context, when a tokenizer is at hand."""
+    source = _available_tokenizer(config)
+    if source is None:
+        return []
+    from transformers import AutoTokenizer
+
+    from llm_influence.queries import check_query_lengths
+    from llm_influence.queries.stage import max_length_of
+
+    try:
+        check_query_lengths(
+            queries, AutoTokenizer.from_pretrained(str(source)), max_length_of(dict(config))
+        )
+    except ValueError as exc:
+        return [f"{key}: query file {path} (tokenizer {source}): {exc}"]
+    return []
+
+
 def validate_query_files(config: Mapping[str, Any]) -> None:
     """Every query file named in ``config['queries']`` must exist and load.
 
@@ -83,8 +112,10 @@ def validate_query_files(config: Mapping[str, Any]) -> None:
             continue
         if load_query_set is not None:
             try:
-                load_query_set(path)
+                queries = load_query_set(path)
             except (ValueError, KeyError, TypeError) as exc:
                 errors.append(f"{key}: invalid query file {path}: {exc}")
+                continue
+            errors.extend(_length_errors(config, key, path, queries))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
