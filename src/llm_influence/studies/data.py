@@ -171,6 +171,29 @@ def query_categories(
     return out
 
 
+def can_be_related(
+    queries: pd.DataFrame, manifest: pd.DataFrame, related_categories: Mapping[str, Sequence[str]]
+) -> bool:
+    """Whether any document can be classed ``related`` to any query (:func:`classify_relations`):
+    some query has ground-truth proponents or facts stated in the corpus, or a related category
+    the manifest holds. False on an ``hf`` corpus (one category, no facts): a related share of 0
+    there says nothing about the models."""
+    corpus_facts = {str(f) for fs in manifest["fact_ids"] for f in as_list(fs)}
+    corpus_cats = set(manifest["category"].astype(str))
+    if any(len(as_list(p)) for p in queries["proponents"]):
+        return True
+    if any(f & corpus_facts for f in query_facts(queries, manifest).values()):
+        return True
+    cats = query_categories(queries, manifest, related_categories)
+    return any(c & corpus_cats for c in cats.values())
+
+
+NO_RELATED = (
+    "no query has ground-truth documents or a related category in this corpus "
+    "(e.g. an hf corpus): related shares not measurable"
+)
+
+
 _WORD = re.compile(r"\w\w+", re.UNICODE)
 
 

@@ -116,6 +116,14 @@ def _classify(ctx: StageContext, top: pd.DataFrame, queries: pd.DataFrame) -> pd
     )  # fmt: skip
 
 
+def _related_possible(ctx: StageContext, queries: pd.DataFrame) -> bool:
+    """False when no document can be ``related`` to any query (an hf corpus): the related shares
+    are then recorded as null, and the summary calls the claim inconclusive, not failed."""
+    cfg = ctx.section("studies")
+    _, manifest = D.load_corpus(ctx.input["corpus"])
+    return D.can_be_related(queries, manifest, cfg.get("related_categories", {}) or {})
+
+
 def _share_dict(shares: pd.DataFrame, column: str) -> dict[str, dict[str, float]]:
     return {
         str(m): {str(c): float(s) for c, s in zip(g[column], g["share"])}
@@ -239,6 +247,9 @@ def scale(ctx: StageContext) -> dict[str, Any]:
     related = {
         m: v.get("related", float("nan")) for m, v in _share_dict(shares, "relation").items()
     }
+    related_note = None if _related_possible(ctx, queries) else D.NO_RELATED
+    if related_note:
+        related = {}
     metrics = {
         "top_k": k,
         "figure": "scale.png",
@@ -248,6 +259,7 @@ def scale(ctx: StageContext) -> dict[str, Any]:
             _share_dict(shares, "relation").get(m, {}).get("token_overlap") for m in models
         ],
         "related_increases": D.increasing([related.get(m, np.nan) for m in models]),
+        **({"related_skipped": related_note} if related_note else {}),
         "fact_top_k": fact_k,
         "fact_hit_share": [
             float(hits.loc[hits["model"] == m, "hit"].mean()) if len(hits) else None for m in models
@@ -297,6 +309,9 @@ def roleplay(ctx: StageContext) -> dict[str, Any]:
     save_figure(plot_relation_shares(rel, f"Role-play queries: top-{k} sequences by relation"),
                 out / "roleplay_relations.png")  # fmt: skip
     related = {m: v.get("related") for m, v in _share_dict(rel, "relation").items()}
+    if not _related_possible(ctx, queries):
+        related = {}
+        metrics["related_skipped"] = D.NO_RELATED
     metrics.update(
         figure="roleplay_categories.png",
         categories=_share_dict(cats, "category"),

@@ -143,7 +143,8 @@ def build_summary(
     if sc:
         add("scale.related", "Small models' top sequences share tokens with the query, large models' are thematically related",
             "token overlap at 810M → related at 52B (qualitative)",
-            f"related share {_per_size(models, sc.get('related_share'))}; token-overlap-only share {_per_size(models, sc.get('token_overlap_share'))}",
+            f"related share {_per_size(models, sc.get('related_share'))}; token-overlap-only share {_per_size(models, sc.get('token_overlap_share'))}"
+            + (f" ({sc['related_skipped']})" if sc.get("related_skipped") else ""),
             _rises(sc.get("related_share"), c["min_rise"]),
             f"holds if the related share rises with size by ≥ {c['min_rise']} (no drop beyond 10 % of the spread); does not hold if the largest ≤ the smallest",
             fig("scale", sc.get("figure")))  # fmt: skip
@@ -205,7 +206,8 @@ def build_summary(
     if rp and not rp.get("skipped"):
         add("roleplay", "Role-play queries: large models' top sequences are thematically related (AI stories, survival, AI-risk essays)",
             "small: token overlap; large: related (qualitative)",
-            f"related share of the top-{rp.get('top_k')}: {_per_size(models, rp.get('related_share'))}",
+            f"related share of the top-{rp.get('top_k')}: {_per_size(models, rp.get('related_share'))}"
+            + (f" ({rp['related_skipped']})" if rp.get("related_skipped") else ""),
             _rises(rp.get("related_share"), c["min_rise"]), f"holds if the related share rises with size by ≥ {c['min_rise']}; does not hold if the largest ≤ the smallest",
             fig("roleplay", rp.get("figure")))  # fmt: skip
     else:
