@@ -95,7 +95,8 @@ def model_dirs(wildcards=None):
 def gpu_slots():
     """`resources: gpu=GPU` on the rules that use an accelerator: 1 where one is visible (so jobs
     queue for it, and the SLURM executor asks for `--gpus=1`), 0 on CPU-only machines so those
-    jobs run side by side on the cores. Decided without importing torch (it would slow every parse)."""
+    jobs run side by side on the cores. Decided without importing torch (it would slow every parse).
+    """
     if config["device"] == "cpu":
         return 0
     if config["device"] == "cuda":
