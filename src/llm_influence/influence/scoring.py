@@ -130,17 +130,21 @@ class Scores:
 
 
 # ----------------------------------------------------------------------------------------------
+def _prepare(model: nn.Module, factors: Factors, cfg: ScoreConfig):
+    """Shared set-up of the scoring passes: fingerprint check, device/dtypes, context, hooks."""
+    if cfg.check_fingerprint:
+        check_factors(model, factors)
+    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
+    return dev, cdt, acdt, context_length(model), Tracker(model, factors.modules, acdt)
+
+
 def precondition_queries(
     model: nn.Module, factors: Factors, query_batches: Iterable, cfg: ScoreConfig | None = None
 ) -> PreconditionedQueries:
     """Query gradients (summed CE over completion tokens), preconditioned, optionally rank-r per module."""
     cfg = cfg or ScoreConfig()
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
+    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
     fac = factors.to(dev, cdt)
-    ctx = context_length(model)
-    tracker = Tracker(model, factors.modules, acdt)
     if tracker.infos != factors.infos:
         raise FactorMismatchError(
             f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
@@ -288,11 +292,7 @@ def iter_scores(
         raise FactorMismatchError(
             "queries were preconditioned with other factors (fingerprint/modules differ)"
         )
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    ctx = context_length(model)
-    tracker = Tracker(model, factors.modules, acdt)
+    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
     if tracker.infos != factors.infos:
         raise FactorMismatchError(
             f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
@@ -408,12 +408,8 @@ def self_influence(
 ) -> torch.Tensor:
     """score(m, m) = Σ_modules DW_m^T (G+λ)^-1 DW_m for every sequence -> [N]."""
     cfg = cfg or ScoreConfig()
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
+    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
     fac = factors.to(dev, cdt)
-    ctx = context_length(model)
-    tracker = Tracker(model, factors.modules, acdt)
     out = []
     with tracker:
         for bi, raw in enumerate(iterate(batches, cfg.progress, "self-influence")):
