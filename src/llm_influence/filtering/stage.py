@@ -16,15 +16,15 @@ from llm_influence.filtering.bm25 import (
     top_k_candidates,
 )
 from llm_influence.studies.retrieval import retrieval_metrics, summarise_retrieval
-from llm_influence.utils.io import load_tensors, write_json, write_parquet
+from llm_influence.utils.io import load_arrays, write_json, write_parquet
 from llm_influence.workflow.context import StageContext
 
 QUERY_TOKEN_MODES = ("prompt_completion", "completion")
 
 
 def load_training_tokens(tokenized_dir: Path) -> dict[str, np.ndarray]:
-    tensors, _ = load_tensors(Path(tokenized_dir) / "train.safetensors")
-    return {k: tensors[k].numpy() for k in ("input_ids", "attention_mask", "doc_id")}
+    arrays, _ = load_arrays(Path(tokenized_dir) / "train.safetensors")
+    return {k: arrays[k] for k in ("input_ids", "attention_mask", "doc_id")}
 
 
 def query_positions(queries: dict[str, np.ndarray], mode: str) -> np.ndarray:
@@ -75,8 +75,8 @@ def build_candidates(ctx: StageContext) -> dict[str, Any]:
     train = load_training_tokens(Path(ctx.input["tokenized"]))
     qdir = Path(ctx.input["queries"])
     qtab = pd.read_parquet(qdir / "queries.parquet")
-    qt, _ = load_tensors(qdir / "queries.safetensors")
-    queries = {k: qt[k].numpy() for k in ("input_ids", "attention_mask", "labels")}
+    qt, _ = load_arrays(qdir / "queries.safetensors")
+    queries = {k: qt[k] for k in ("input_ids", "attention_mask", "labels")}
     if queries["input_ids"].shape[0] != len(qtab):
         raise ValueError(
             f"queries.safetensors has {queries['input_ids'].shape[0]} rows, queries.parquet {len(qtab)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,14 +28,25 @@ from .errors import (
     SequenceTooLongError,
 )
 
-try:  # transformers' GPT-2 style linear layer (weight stored as [in, out])
-    from transformers.pytorch_utils import Conv1D
-except (
-    Exception
-):  # pragma: no cover - transformers is a hard dependency, keep the engine importable
-    Conv1D = ()  # type: ignore[assignment]
 
-TRACKABLE = (nn.Linear,) + ((Conv1D,) if isinstance(Conv1D, type) else ())
+def conv1d_type() -> type | None:
+    """transformers' GPT-2 ``Conv1D`` (weight stored as [in, out]), if transformers is loaded.
+
+    A model holding a Conv1D has imported it, so looking it up in ``sys.modules`` is exact and
+    spares the jobs that never build a model (eigenbasis, merge, gather) the transformers import.
+    """
+    return getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    conv1d = conv1d_type()
+    return conv1d is not None and isinstance(module, conv1d)
+
+
+def trackable_types() -> tuple[type, ...]:
+    conv1d = conv1d_type()
+    return (nn.Linear,) if conv1d is None else (nn.Linear, conv1d)
+
 
 # Default module patterns per architecture (regexes, re.search on the full module name): the MLP
 # linears only, as in the paper.
@@ -65,7 +77,7 @@ class ModuleInfo:
 def module_info(name: str, module: nn.Module) -> ModuleInfo:
     if isinstance(module, nn.Linear):
         return ModuleInfo(name, module.out_features, module.in_features, module.bias is not None)
-    if TRACKABLE[1:] and isinstance(module, TRACKABLE[1:]):
+    if is_conv1d(module):
         d_in, d_out = module.weight.shape
         return ModuleInfo(name, d_out, d_in, module.bias is not None)
     raise ModuleMatchError(
@@ -94,7 +106,7 @@ def find_tracked_modules(model: nn.Module, patterns: list[str] | None = None) ->
             raise ModuleMatchError(
                 f"module pattern {p!r} is not a valid regular expression: {exc}"
             ) from exc
-    trackable = [n for n, m in model.named_modules() if isinstance(m, TRACKABLE)]
+    trackable = [n for n, m in model.named_modules() if isinstance(m, trackable_types())]
     chosen = [n for n in trackable if any(c.search(n) for c in compiled)]
     if explicit:
         for p, c in zip(pats, compiled):

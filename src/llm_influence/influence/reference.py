@@ -24,7 +24,7 @@ from torch import nn
 
 from .arguments import FitConfig, ScoreConfig
 from .factors import build_factors, compute_eigenbasis, fit_covariance, fit_eigen_correction
-from .modules import Conv1D, find_tracked_modules, module_info
+from .modules import find_tracked_modules, is_conv1d, module_info
 from .scoring import precondition_queries, score_training
 
 
@@ -34,7 +34,7 @@ def _param_layout(model: nn.Module, modules: list[str]):
     for m in modules:
         mod = named[m]
         info = module_info(m, mod)
-        out.append((m, mod, info, isinstance(Conv1D, type) and isinstance(mod, Conv1D)))
+        out.append((m, mod, info, is_conv1d(mod)))
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm_influence.utils.io import load_tensors, read_json
+from llm_influence.utils.io import load_arrays, read_json
 
 # query kinds (tags of config/queries/*.yaml), in the order used to pick a query's main kind
 KINDS = ("memorisation", "factual", "math", "code", "translation", "role-play", "synthetic-order")
@@ -68,18 +68,18 @@ class ScoreTable:
 
 def load_score_table(path: str | Path, with_layers: bool = True) -> ScoreTable:
     path = Path(path)
-    tensors, _ = load_tensors(path / "scores.safetensors")
+    tensors, _ = load_arrays(path / "scores.safetensors")
     index = read_json(path / "index.json")
     layers = tensors.get("layers") if with_layers else None
     return ScoreTable(
-        total=tensors["total"].double().numpy(),
-        doc_id=tensors["doc_id"].numpy().astype(np.int64),
+        total=tensors["total"].astype(np.float64),
+        doc_id=tensors["doc_id"].astype(np.int64),
         queries=[str(q) for q in index["queries"]],
         modules=[str(m) for m in index.get("modules", [])],
         method=str(index.get("method", "ekfac")),
-        layers=layers.double().numpy() if layers is not None else None,
+        layers=layers.astype(np.float64) if layers is not None else None,
         path=path,
-        graddot=tensors["graddot"].double().numpy() if "graddot" in tensors else None,
+        graddot=tensors["graddot"].astype(np.float64) if "graddot" in tensors else None,
     )
 
 

@@ -25,9 +25,22 @@ import numpy as np
 import pandas as pd
 
 from llm_influence.studies import data as D
-from llm_influence.studies.figures import placeholder_figure, save_figure
 from llm_influence.utils.io import read_json, write_json, write_parquet, write_text
 from llm_influence.workflow.context import StageContext
+
+
+def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
+    """Deferred import: matplotlib loads only in the stages that draw (not in ``summary``)."""
+    from llm_influence.studies import figures
+
+    figures.save_figure(fig, path, dpi=figures.DPI if dpi is None else dpi)
+
+
+def placeholder_figure(title: str, reason: str) -> Any:
+    from llm_influence.studies import figures
+
+    return figures.placeholder_figure(title, reason)
+
 
 # ---------------------------------------------------------------------------------------- helpers
 

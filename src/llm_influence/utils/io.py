@@ -13,9 +13,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are saved or loaded: jobs that never touch
+    import numpy as np  # a tensor (corpus, summary, studies) skip its 1-2 s import
+    import torch
 
 
 def _umask() -> int:
@@ -118,6 +120,19 @@ def load_tensors(
             tensors[key] = fh.get_tensor(key)
     meta = {k: json.loads(v) for k, v in raw_meta.items()}
     return tensors, meta
+
+
+def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Like :func:`load_tensors` but as numpy arrays, for readers that need no torch."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tensor file not found: {path}")
+    with safe_open(str(path), framework="np") as fh:
+        raw_meta = fh.metadata() or {}
+        arrays = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    return arrays, {k: json.loads(v) for k, v in raw_meta.items()}
 
 
 def _json_default(obj: Any) -> Any:

@@ -61,9 +61,11 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
 
 
 def device_info(device: str) -> dict[str, Any]:
-    import torch
+    from llm_influence.utils.seeding import resolve_device, torch_loaded
 
-    from llm_influence.utils.seeding import resolve_device
+    if not torch_loaded():  # the stage never used torch: it ran on the CPU
+        return {"requested": device, "resolved": "cpu", "torch": False}
+    import torch
 
     resolved = resolve_device(device)
     info: dict[str, Any] = {"requested": device, "resolved": str(resolved)}

@@ -151,9 +151,7 @@ def run_stage(
 
     ``dir_outputs``: names of directory outputs (default: all). Returns the provenance record.
     """
-    import torch
-
-    from llm_influence.utils.seeding import seed_everything
+    from llm_influence.utils.seeding import seed_everything, seed_python_numpy, torch_loaded
 
     logger = logger or logging.getLogger("llm_influence")
     dir_outputs = set(outputs) if dir_outputs is None else set(dir_outputs)
@@ -167,7 +165,12 @@ def run_stage(
             temps[name] = temp_sibling(final)
             if name in dir_outputs:
                 temps[name].mkdir()
-        torch.set_num_threads(max(1, int(threads)))
+        # A stage whose module does not import torch (corpus, studies, summary) runs without it.
+        uses_torch = torch_loaded()
+        if uses_torch:
+            import torch
+
+            torch.set_num_threads(max(1, int(threads)))
         ctx = StageContext(
             rule=rule,
             config=dict(config),
@@ -180,11 +183,20 @@ def run_stage(
             threads=int(threads),
             logger=logger,
         )
-        seed_everything(ctx.seed)
+        if uses_torch:
+            seed_everything(ctx.seed)
+        else:
+            seed_python_numpy(ctx.seed)
         logger.info("rule %s %s: running %s", rule, dict(wildcards or {}), entry)
         start = time.time()
         metrics = fn(ctx)
         end = time.time()
+        if torch_loaded() and not uses_torch:
+            logger.warning(
+                "%s imported torch inside the stage, so torch was not seeded before it ran; "
+                "import torch at the top of its module to make its torch randomness reproducible",
+                entry,
+            )
         record = build_record(
             rule=rule,
             wildcards=ctx.wildcards,
