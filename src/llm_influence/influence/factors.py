@@ -114,33 +114,27 @@ class CovarianceStats:
         return self.a_sum[name] / self.n_tokens, self.s_sum[name] / self.n_sequences
 
     def save(self, path) -> None:
-        tensors = {f"a_sum/{m}": self.a_sum[m] for m in self.modules}
-        tensors.update({f"s_sum/{m}": self.s_sum[m] for m in self.modules})
-        save_tensors(path, tensors, self._meta("covariance"))
-
-    def _meta(self, kind: str) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "format_version": FORMAT_VERSION,
-            "modules": self.modules,
-            "infos": _infos_to_json(self.infos),
-            "n_tokens": self.n_tokens,
-            "n_label_tokens": self.n_label_tokens,
-            "n_sequences": self.n_sequences,
-            "fingerprint": self.fingerprint,
-            "meta": self.meta,
-        }
+        _save_groups(
+            path,
+            "covariance",
+            self.modules,
+            self.infos,
+            {"a_sum": self.a_sum, "s_sum": self.s_sum},
+            n_tokens=self.n_tokens,
+            n_label_tokens=self.n_label_tokens,
+            n_sequences=self.n_sequences,
+            fingerprint=self.fingerprint,
+            meta=self.meta,
+        )
 
     @classmethod
     def load(cls, path) -> CovarianceStats:
-        t, meta = load_tensors(path)
-        _expect_kind(meta, "covariance", path)
-        mods = meta["modules"]
+        meta, infos, g = _load_groups(path, "covariance", ("a_sum", "s_sum"))
         return cls(
-            mods,
-            _infos_from_json(meta["infos"]),
-            {m: t[f"a_sum/{m}"] for m in mods},
-            {m: t[f"s_sum/{m}"] for m in mods},
+            meta["modules"],
+            infos,
+            g["a_sum"],
+            g["s_sum"],
             meta["n_tokens"],
             meta["n_label_tokens"],
             meta["n_sequences"],
@@ -152,6 +146,42 @@ class CovarianceStats:
 def _expect_kind(meta: dict[str, Any], kind: str, path) -> None:
     if meta.get("kind") != kind:
         raise ValueError(f"{path} holds {meta.get('kind')!r} statistics, expected {kind!r}")
+
+
+def _save_groups(
+    path,
+    kind: str,
+    modules: list[str],
+    infos: list[ModuleInfo],
+    groups: dict[str, dict[str, torch.Tensor]],
+    **fields: Any,
+) -> None:
+    """One safetensors file per statistic: tensors named ``{group}/{module}``, counts as metadata."""
+    tensors = {f"{g}/{m}": per_module[m] for g, per_module in groups.items() for m in modules}
+    meta = {"kind": kind, "format_version": FORMAT_VERSION, "modules": modules}
+    meta.update(infos=_infos_to_json(infos), **fields)
+    save_tensors(path, tensors or {"empty": torch.zeros(1)}, meta)
+
+
+def _load_groups(
+    path, kind: str, groups: tuple[str, ...]
+) -> tuple[dict[str, Any], list[ModuleInfo], dict[str, dict[str, torch.Tensor]]]:
+    """Inverse of :func:`_save_groups`: (metadata, module infos, {group: {module: tensor}}).
+
+    A file saved without tensors (identity factors) yields no groups."""
+    t, meta = load_tensors(path)
+    _expect_kind(meta, kind, path)
+    mods = meta["modules"]
+    if "empty" in t:
+        groups = ()
+    missing = [f"{g}/{m}" for g in groups for m in mods if f"{g}/{m}" not in t]
+    if missing:
+        raise ValueError(f"{path}: {kind} file lacks tensors {missing[:4]}")
+    return (
+        meta,
+        _infos_from_json(meta["infos"]),
+        {g: {m: t[f"{g}/{m}"] for m in mods} for g in groups},
+    )
 
 
 @dataclass
@@ -170,43 +200,28 @@ class Eigenbasis:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path) -> None:
-        tensors: dict[str, torch.Tensor] = {}
-        for m in self.modules:
-            tensors.update(
-                {
-                    f"q_a/{m}": self.q_a[m],
-                    f"e_a/{m}": self.e_a[m],
-                    f"q_s/{m}": self.q_s[m],
-                    f"e_s/{m}": self.e_s[m],
-                }
-            )
-        save_tensors(
+        _save_groups(
             path,
-            tensors,
-            {
-                "kind": "eigen",
-                "format_version": FORMAT_VERSION,
-                "modules": self.modules,
-                "infos": _infos_to_json(self.infos),
-                "n_tokens": self.n_tokens,
-                "n_sequences": self.n_sequences,
-                "fingerprint": self.fingerprint,
-                "meta": self.meta,
-            },
+            "eigen",
+            self.modules,
+            self.infos,
+            {"q_a": self.q_a, "e_a": self.e_a, "q_s": self.q_s, "e_s": self.e_s},
+            n_tokens=self.n_tokens,
+            n_sequences=self.n_sequences,
+            fingerprint=self.fingerprint,
+            meta=self.meta,
         )
 
     @classmethod
     def load(cls, path) -> Eigenbasis:
-        t, meta = load_tensors(path)
-        _expect_kind(meta, "eigen", path)
-        mods = meta["modules"]
+        meta, infos, g = _load_groups(path, "eigen", ("q_a", "e_a", "q_s", "e_s"))
         return cls(
-            mods,
-            _infos_from_json(meta["infos"]),
-            {m: t[f"q_a/{m}"] for m in mods},
-            {m: t[f"e_a/{m}"] for m in mods},
-            {m: t[f"q_s/{m}"] for m in mods},
-            {m: t[f"e_s/{m}"] for m in mods},
+            meta["modules"],
+            infos,
+            g["q_a"],
+            g["e_a"],
+            g["q_s"],
+            g["e_s"],
             meta["n_tokens"],
             meta["n_sequences"],
             meta["fingerprint"],
@@ -239,30 +254,25 @@ class CorrectionStats:
         )
 
     def save(self, path) -> None:
-        save_tensors(
+        _save_groups(
             path,
-            {f"lam_sum/{m}": self.lam_sum[m] for m in self.modules},
-            {
-                "kind": "correction",
-                "format_version": FORMAT_VERSION,
-                "modules": self.modules,
-                "infos": _infos_to_json(self.infos),
-                "n_sequences": self.n_sequences,
-                "n_tokens": self.n_tokens,
-                "fingerprint": self.fingerprint,
-                "meta": self.meta,
-            },
+            "correction",
+            self.modules,
+            self.infos,
+            {"lam_sum": self.lam_sum},
+            n_sequences=self.n_sequences,
+            n_tokens=self.n_tokens,
+            fingerprint=self.fingerprint,
+            meta=self.meta,
         )
 
     @classmethod
     def load(cls, path) -> CorrectionStats:
-        t, meta = load_tensors(path)
-        _expect_kind(meta, "correction", path)
-        mods = meta["modules"]
+        meta, infos, g = _load_groups(path, "correction", ("lam_sum",))
         return cls(
-            mods,
-            _infos_from_json(meta["infos"]),
-            {m: t[f"lam_sum/{m}"] for m in mods},
+            meta["modules"],
+            infos,
+            g["lam_sum"],
             meta["n_sequences"],
             meta["n_tokens"],
             meta["fingerprint"],
@@ -317,43 +327,30 @@ class Factors:
         return (rot * rot / (self.lam[name] + self.damping[name])).flatten(1).sum(1)
 
     def save(self, path) -> None:
-        tensors: dict[str, torch.Tensor] = {}
-        if self.strategy != "identity":
-            for m in self.modules:
-                tensors.update(
-                    {f"q_a/{m}": self.q_a[m], f"q_s/{m}": self.q_s[m], f"lam/{m}": self.lam[m]}
-                )
-        else:
-            tensors["empty"] = torch.zeros(1)
-        save_tensors(
+        ident = self.strategy == "identity"  # no tensors: the gradient dot product
+        _save_groups(
             path,
-            tensors,
-            {
-                "kind": "factors",
-                "format_version": FORMAT_VERSION,
-                "strategy": self.strategy,
-                "modules": self.modules,
-                "infos": _infos_to_json(self.infos),
-                "damping": self.damping,
-                "fingerprint": self.fingerprint,
-                "meta": self.meta,
-            },
+            "factors",
+            self.modules,
+            self.infos,
+            {} if ident else {"q_a": self.q_a, "q_s": self.q_s, "lam": self.lam},
+            strategy=self.strategy,
+            damping=self.damping,
+            fingerprint=self.fingerprint,
+            meta=self.meta,
         )
 
     @classmethod
     def load(cls, path, model: nn.Module | None = None) -> Factors:
         """Load; with ``model`` given, refuse factors fitted on other weights."""
-        t, meta = load_tensors(path)
-        _expect_kind(meta, "factors", path)
-        mods = meta["modules"]
-        ident = meta["strategy"] == "identity"
+        meta, infos, g = _load_groups(path, "factors", ("q_a", "q_s", "lam"))
         f = cls(
             meta["strategy"],
-            mods,
-            _infos_from_json(meta["infos"]),
-            {} if ident else {m: t[f"q_a/{m}"] for m in mods},
-            {} if ident else {m: t[f"q_s/{m}"] for m in mods},
-            {} if ident else {m: t[f"lam/{m}"] for m in mods},
+            meta["modules"],
+            infos,
+            g.get("q_a", {}),
+            g.get("q_s", {}),
+            g.get("lam", {}),
             {k: float(v) for k, v in meta["damping"].items()},
             meta["fingerprint"],
             meta.get("meta", {}),
