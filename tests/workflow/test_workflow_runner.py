@@ -77,3 +77,38 @@ def test_dotted_model_name_is_a_directory(tmp_path: Path) -> None:
     smk.output = Namedlist(fromdict={"source": str(tmp_path / "data" / "pythia-1.4b")})
     run_rule(smk)
     assert (tmp_path / "data" / "pythia-1.4b" / "provenance.json").is_file()
+
+
+def test_late_torch_import_is_warned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import toy_stages
+
+    from llm_influence.utils import seeding
+
+    monkeypatch.setattr(toy_stages, "TORCH_SEEN", False)
+    monkeypatch.setattr(seeding, "torch_loaded", lambda: toy_stages.TORCH_SEEN)
+    run_rule(job(tmp_path, "toy_stages:import_torch_late"))
+    log = (tmp_path / "logs" / "source.log").read_text()
+    assert "toy_stages:import_torch_late imported torch inside the stage" in log
+
+
+def test_stage_without_torch_never_touches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_influence.utils import seeding
+
+    def no_torch(seed: int) -> None:
+        raise AssertionError("torch seeded for a stage that does not use it")
+
+    monkeypatch.setattr(seeding, "torch_loaded", lambda: False)
+    monkeypatch.setattr(seeding, "seed_everything", no_torch)
+    run_rule(job(tmp_path, "toy_stages:make_source"))
+    prov = json.loads((tmp_path / "data" / "source" / "provenance.json").read_text())
+    assert prov["device"] == {"requested": "auto", "resolved": "cpu", "torch": False}
+
+
+def test_stage_with_torch_is_seeded(tmp_path: Path) -> None:
+    run_rule(job(tmp_path, "toy_stages:make_source"))  # torch is loaded in this process
+    log = (tmp_path / "logs" / "source.log").read_text()
+    assert "imported torch inside the stage" not in log
+    prov = json.loads((tmp_path / "data" / "source" / "provenance.json").read_text())
+    assert "torch" not in prov["device"]

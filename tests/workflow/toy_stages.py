@@ -38,3 +38,14 @@ def fail(ctx: StageContext) -> None:
 
 def write_file(ctx: StageContext) -> None:
     ctx.output["summary"].write_text("# summary\n")
+
+
+TORCH_SEEN = False  # what a monkeypatched ``torch_loaded`` reports (the test process has torch)
+
+
+def import_torch_late(ctx: StageContext) -> dict:
+    """Stands for a stage that imports torch inside its body, after the runner chose not to seed it."""
+    global TORCH_SEEN
+    TORCH_SEEN = True
+    (ctx.output["source"] / "done.txt").write_text("ok\n")
+    return {}
