@@ -106,7 +106,8 @@ def find_tracked_modules(model: nn.Module, patterns: list[str] | None = None) ->
             raise ModuleMatchError(
                 f"module pattern {p!r} is not a valid regular expression: {exc}"
             ) from exc
-    trackable = [n for n, m in model.named_modules() if isinstance(m, trackable_types())]
+    types = trackable_types()
+    trackable = [n for n, m in model.named_modules() if isinstance(m, types)]
     chosen = [n for n in trackable if any(c.search(n) for c in compiled)]
     if explicit:
         for p, c in zip(pats, compiled):

@@ -29,11 +29,11 @@ from llm_influence.utils.io import read_json, write_json, write_parquet, write_t
 from llm_influence.workflow.context import StageContext
 
 
-def save_figure(fig: Any, path: Path, dpi: int | None = None) -> None:
+def save_figure(fig: Any, path: Path, **kw: Any) -> None:
     """Deferred import: matplotlib loads only in the stages that draw (not in ``summary``)."""
     from llm_influence.studies import figures
 
-    figures.save_figure(fig, path, dpi=figures.DPI if dpi is None else dpi)
+    figures.save_figure(fig, path, **kw)
 
 
 def placeholder_figure(title: str, reason: str) -> Any:

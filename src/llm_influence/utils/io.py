@@ -108,31 +108,24 @@ def load_tensors(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load tensors and decoded metadata written by :func:`save_tensors` (no pickle involved)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tensor file not found: {path}")
-    tensors: dict[str, torch.Tensor] = {}
-    with safe_open(str(path), framework="pt", device=str(device)) as fh:
-        raw_meta = fh.metadata() or {}
-        for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
-            tensors[key] = fh.get_tensor(key)
-    meta = {k: json.loads(v) for k, v in raw_meta.items()}
-    return tensors, meta
+    return _read_safetensors(path, framework="pt", device=str(device))
 
 
 def load_arrays(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Like :func:`load_tensors` but as numpy arrays, for readers that need no torch."""
+    return _read_safetensors(path, framework="np")
+
+
+def _read_safetensors(path: str | os.PathLike[str], **open_kw: str) -> tuple[dict, dict[str, Any]]:
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tensor file not found: {path}")
-    with safe_open(str(path), framework="np") as fh:
+    with safe_open(str(path), **open_kw) as fh:
         raw_meta = fh.metadata() or {}
-        arrays = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
-    return arrays, {k: json.loads(v) for k, v in raw_meta.items()}
+        data = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (not iterable)
+    return data, {k: json.loads(v) for k, v in raw_meta.items()}
 
 
 def _json_default(obj: Any) -> Any:

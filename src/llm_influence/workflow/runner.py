@@ -165,12 +165,6 @@ def run_stage(
             temps[name] = temp_sibling(final)
             if name in dir_outputs:
                 temps[name].mkdir()
-        # A stage whose module does not import torch (corpus, studies, summary) runs without it.
-        uses_torch = torch_loaded()
-        if uses_torch:
-            import torch
-
-            torch.set_num_threads(max(1, int(threads)))
         ctx = StageContext(
             rule=rule,
             config=dict(config),
@@ -183,7 +177,12 @@ def run_stage(
             threads=int(threads),
             logger=logger,
         )
+        # A stage whose module does not import torch (corpus, studies, summary) runs without it.
+        uses_torch = torch_loaded()
         if uses_torch:
+            import torch
+
+            torch.set_num_threads(max(1, int(threads)))
             seed_everything(ctx.seed)
         else:
             seed_python_numpy(ctx.seed)
