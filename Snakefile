@@ -10,7 +10,11 @@ import time
 
 from snakemake.utils import min_version
 
-from llm_influence.workflow.config import validate_config, validate_query_files
+from llm_influence.workflow.config import (
+    coerce_config,
+    validate_config,
+    validate_query_files,
+)
 
 min_version("9.0")
 
@@ -18,8 +22,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Fails before any job runs, naming every bad key path and why.
-validate_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+# Fails before any job runs, naming every bad key path and why. Nested --config values arrive as
+# strings ("tfidf={'top_k': 5}" gives '5'): they are read as the schema's types first.
+CONFIG_SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
+coerce_config(config, CONFIG_SCHEMA)
+validate_config(config, CONFIG_SCHEMA)
 validate_query_files(config)
 
 RUN_STARTED = time.time()

@@ -94,6 +94,9 @@ def _case(name: str) -> tuple[dict[str, Any], str]:
     if name == "negative size":
         path, _ = _negative_size_key()
         return _nested(path, -5), f"{'.'.join(path)}: -5 is less than the minimum"
+    if name == "undefined model":
+        models = [DEFAULT["models"][0], "huge"]
+        return {"models": models}, "models[1]: 'huge' is not defined in pretrain.models"
     if name == "missing query file":
         path = _query_file_key()
         return _nested(path, "config/queries/no-such-file.yaml"), (
@@ -110,6 +113,7 @@ def _case(name: str) -> tuple[dict[str, Any], str]:
         "unknown top-level key",
         "bad enum",
         "negative size",
+        "undefined model",
         "missing query file",
     ],
 )
