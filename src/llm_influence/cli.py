@@ -28,14 +28,14 @@ def _dvc_sync(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from llm_influence.workflow.audit import OK, audit, print_table, to_json
+    from llm_influence.workflow.audit import audit, print_table, to_json
 
     artifacts = audit(args.root)
     if args.json:
         print(to_json(artifacts))
     else:
-        print_table(artifacts)
-    return 0 if artifacts and all(a.status == OK for a in artifacts) else 1
+        print_table(artifacts, strict=args.strict)
+    return 0 if artifacts and not any(a.failed(args.strict) for a in artifacts) else 1
 
 
 def _realign(args: argparse.Namespace) -> int:
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="hash on disk vs dvc.lock and provenance of every artifact")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail on drift: artifacts made with other package versions than installed",
+    )
     p.set_defaults(func=_audit)
 
     p = sub.add_parser(

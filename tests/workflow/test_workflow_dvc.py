@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 from workflow_helpers import BIN, TOY_ENV, cli, data_files, dvc, run, tool_env
 
+from llm_influence import cli as cli_module
+from llm_influence.workflow import audit as audit_module
 from llm_influence.workflow.dvc_sync import commit_after_run
 
 CLEAN = "Data and pipelines are up to date."
@@ -32,7 +34,33 @@ def audit(repo: Path) -> tuple[int, dict[str, str]]:
     return proc.returncode, {a["path"]: a["status"] for a in json.loads(proc.stdout)}
 
 
-def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path) -> None:
+def _check_version_drift(repo: Path, monkeypatch, capsys) -> None:
+    """Another installed numpy than the one that made the artifacts: `drift`, an error only with
+    --strict; the table names the package and both versions."""
+    recorded = json.loads((repo / "data" / "source" / "provenance.json").read_text())["packages"]
+    assert recorded["numpy"] and recorded["torch"]
+    real = audit_module.package_versions
+    monkeypatch.setattr(
+        audit_module, "package_versions", lambda names: {**real(names), "numpy": "0.0.1"}
+    )
+    artifacts = audit_module.audit(repo)
+    assert {a.path: a.status for a in artifacts} == {
+        "data/source": "drift",
+        "results/digest": "drift",
+    }
+    assert artifacts[0].drift == {"numpy": {"recorded": recorded["numpy"], "installed": "0.0.1"}}
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row
+    assert cli_module.main(["--root", str(repo), "audit"]) == 0
+    table = capsys.readouterr().out
+    assert f"numpy {recorded['numpy']} -> 0.0.1" in table and "--strict" in table
+    assert cli_module.main(["--root", str(repo), "audit", "--strict"]) == 1
+    capsys.readouterr()
+    monkeypatch.setattr(audit_module, "package_versions", real)
+    assert cli_module.main(["--root", str(repo), "audit", "--strict"]) == 0
+    assert "as installed" in capsys.readouterr().out
+
+
+def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """run -> dvc.lock + clean status -> audit -> push -> fresh clone, pull, realign -> tamper."""
     uncommitted = "not yet committed"
     assert audit(toy_repo) == (1, {"data/source": uncommitted, "results/digest": uncommitted})
@@ -51,6 +79,8 @@ def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path) -> None:
     assert report[0]["provenance"]["rule"] == "source"
     assert report[0]["provenance"]["metrics"] == {"n": 3}
     assert report[0]["params"] == {"seed": 0, "source": {"n": 3}}
+    assert report[0]["drift"] == {}
+    _check_version_drift(toy_repo, monkeypatch, capsys)
 
     # push, then a fresh clone: realign refuses until the data is back, pull restores identical
     # files, realign makes Snakemake agree without recomputing

@@ -11,7 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-TOY_ENV = {"PYTHONPATH": str(HERE)}  # the toy workflow imports tests/workflow/toy_stages.py
+# the toy workflow imports tests/workflow/toy_stages.py (and keeps a PYTHONPATH=src of a worktree)
+TOY_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
 
 
 def tool_env(**extra: str) -> dict[str, str]:

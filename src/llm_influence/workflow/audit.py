@@ -6,7 +6,11 @@ Status of an artifact:
 - ``ok``: on disk and identical to what ``dvc.lock`` records;
 - ``modified``: on disk but its hash differs from ``dvc.lock``;
 - ``missing``: ``dvc.lock`` records it, the workspace does not have it (``dvc pull``/``checkout``);
-- ``not yet committed``: declared in ``dvc.yaml`` but not in ``dvc.lock``.
+- ``not yet committed``: declared in ``dvc.yaml`` but not in ``dvc.lock``;
+- ``drift``: identical to ``dvc.lock``, but its provenance record names package (or Python)
+  versions other than the installed ones, so a rerun here may not reproduce it. ``drift`` lists
+  them (``{package: {"recorded": ..., "installed": ...}}``) whatever the status;
+  ``llm-influence audit --strict`` fails on drift, plain ``audit`` only reports it.
 
 Hashes are DVC's own (``md5``; for a directory the md5 of its ``.dir`` listing, honouring
 ``.dvcignore``), computed with DVC's library, so they compare directly with ``dvc.lock``.
@@ -16,15 +20,22 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from llm_influence.workflow.provenance import PROVENANCE_FILE, code_hash
+from llm_influence.workflow.provenance import PROVENANCE_FILE, code_hash, package_versions
 
-OK, MODIFIED, MISSING, UNCOMMITTED = "ok", "modified", "missing", "not yet committed"
+OK, MODIFIED, MISSING, UNCOMMITTED, DRIFT = (
+    "ok",
+    "modified",
+    "missing",
+    "not yet committed",
+    "drift",
+)
 
 
 @dataclass
@@ -39,6 +50,27 @@ class Artifact:
     code_hash: str | None = None  # from provenance.json
     code_current: bool | None = None  # the code files still hash to code_hash
     provenance: dict[str, Any] | None = None
+    drift: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether this artifact makes ``audit`` exit non-zero (drift only with ``strict``)."""
+        return self.status not in (OK, DRIFT) or (strict and bool(self.drift))
+
+
+def version_drift(prov: dict[str, Any] | None) -> dict[str, dict[str, str | None]]:
+    """Packages (and Python) whose version in ``prov`` differs from the installed one."""
+    if not prov:
+        return {}
+    recorded = dict(prov.get("packages") or {})
+    installed = package_versions(recorded)
+    drift = {
+        name: {"recorded": recorded[name], "installed": installed[name]}
+        for name in sorted(recorded)
+        if recorded[name] != installed[name]
+    }
+    if prov.get("python") and prov["python"] != platform.python_version():
+        drift["python"] = {"recorded": prov["python"], "installed": platform.python_version()}
+    return drift
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -111,6 +143,9 @@ def audit(root: str | os.PathLike[str] = ".") -> list[Artifact]:
                 else:
                     status = OK
                 prov = _provenance(path) if path.exists() else None
+                drift = version_drift(prov)
+                if status == OK and drift:
+                    status = DRIFT
                 code = (prov or {}).get("code", {})
                 current = None
                 if code.get("files") and all((root / f).exists() for f in code["files"]):
@@ -132,6 +167,7 @@ def audit(root: str | os.PathLike[str] = ".") -> list[Artifact]:
                         code_hash=code.get("hash"),
                         code_current=current,
                         provenance=prov,
+                        drift=drift,
                     )
                 )
     finally:
@@ -143,13 +179,34 @@ def to_json(artifacts: list[Artifact]) -> str:
     return json.dumps([asdict(a) for a in artifacts], indent=2, sort_keys=True, default=str)
 
 
-def print_table(artifacts: list[Artifact]) -> None:
+def _drift_text(drift: dict[str, dict[str, str | None]]) -> str:
+    return ", ".join(
+        f"{n} {d['recorded']} -> {d['installed'] or 'not installed'}" for n, d in drift.items()
+    )
+
+
+def print_table(artifacts: list[Artifact], strict: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    colours = {OK: "green", MODIFIED: "red", MISSING: "red", UNCOMMITTED: "yellow"}
+    colours = {
+        OK: "green",
+        MODIFIED: "red",
+        MISSING: "red",
+        UNCOMMITTED: "yellow",
+        DRIFT: "red" if strict else "yellow",
+    }
     table = Table(title="DVC-tracked artifacts", show_lines=False)
-    for column in ("artifact", "stage", "status", "hash (disk / dvc.lock)", "code", "made by"):
+    columns = (
+        "artifact",
+        "stage",
+        "status",
+        "hash (disk / dvc.lock)",
+        "code",
+        "versions",
+        "made by",
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for a in artifacts:
         hashes = (a.hash_disk or "-")[:12]
@@ -168,11 +225,23 @@ def print_table(artifacts: list[Artifact]) -> None:
                 f"git {str(git.get('commit'))[:8]}{'+dirty' if git.get('dirty') else ''}, "
                 f"seed {prov.get('seed')}, torch {prov.get('packages', {}).get('torch')}"
             )
-        table.add_row(a.path, a.stage, f"[{colours[a.status]}]{a.status}[/]", hashes, code, made)
+        versions = "-" if a.provenance is None else (_drift_text(a.drift) or "as installed")
+        table.add_row(
+            a.path, a.stage, f"[{colours[a.status]}]{a.status}[/]", hashes, code, versions, made
+        )
     console = Console()
     console.print(table)
-    bad = [a for a in artifacts if a.status != OK]
+    bad = [a for a in artifacts if a.status not in (OK, DRIFT)]
     if bad:
         console.print(f"[red]{len(bad)} artifact(s) do not match dvc.lock[/]")
     else:
         console.print(f"[green]all {len(artifacts)} artifact(s) match dvc.lock[/]")
+    drifted = [a for a in artifacts if a.drift]
+    if drifted:
+        packages = sorted({name for a in drifted for name in a.drift})
+        console.print(
+            f"[{colours[DRIFT]}]{len(drifted)} artifact(s) were made with other versions than "
+            f"the installed ones ({', '.join(packages)})"
+            + ("" if strict else "; `--strict` makes this an error")
+            + "[/]"
+        )

@@ -17,7 +17,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", "llm_influence")
+# Recorded in every provenance.json; `llm-influence audit` reports an artifact whose record differs
+# from the installed versions as `drift`. The libraries whose results or files the stages depend on.
+PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "safetensors",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "seaborn",
+    "llm_influence",
+)
 
 PROVENANCE_FILE = "provenance.json"
 
