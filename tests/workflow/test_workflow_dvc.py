@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from workflow_helpers import BIN, TOY_ENV, cli, data_files, dvc, run, tool_env
 
@@ -119,6 +120,32 @@ def test_dvc_lifecycle(toy_repo: Path, tmp_path: Path, monkeypatch, capsys) -> N
     assert audit(toy_repo)[0] == 0
 
 
+@pytest.mark.slow  # a DVC experiment: three snakemake runs
+def test_headline_metrics_and_an_experiment(toy_repo: Path) -> None:
+    """Only the flat headline.json is a DVC metric; `dvc exp run -S <params file>:key=value` (the
+    config is the params file, not DVC's default params.yaml), then `dvc exp show` and
+    `dvc metrics diff` compare it between the baseline and the experiment."""
+    snakemake(toy_repo)
+    source = toy_repo / "data" / "source"
+    assert json.loads((source / "headline.json").read_text()) == {"parts": 3}
+    assert (source / "metrics.json").is_file()  # the detailed dump stays, as a plain file
+    shown = dvc(toy_repo, "metrics", "show").stdout
+    assert "data/source/headline.json" in shown and "metrics.json" not in shown
+    assert max(map(len, shown.splitlines())) <= 100
+    run(["git", "add", "-A"], toy_repo)
+    run(["git", "commit", "-q", "-m", "baseline"], toy_repo)
+
+    run(
+        [str(BIN / "dvc"), "exp", "run", "-S", "config/config.yaml:source.n=4"], toy_repo, **TOY_ENV
+    )
+    diff = json.loads(dvc(toy_repo, "metrics", "diff", "--json").stdout)
+    assert diff == {"data/source/headline.json": {"parts": {"old": 3, "new": 4, "diff": 1}}}
+    table = dvc(toy_repo, "exp", "show", "--no-pager", "--csv").stdout.splitlines()
+    header = table[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in table[1:]]
+    assert {(r["parts"], r["source.n"]) for r in rows} >= {("3", "3"), ("4", "4")}
+
+
 def test_dvc_repro_runs_snakemake_for_each_stage(toy_repo: Path) -> None:
     run([str(BIN / "dvc"), "repro"], toy_repo, **TOY_ENV)  # DVC_STAGE set: no nested commit
     assert CLEAN in dvc(toy_repo, "status").stdout
@@ -147,11 +174,14 @@ def test_commit_skipped_for_other_config_or_when_dvc_launched(
 
 
 def test_killed_job_leaves_no_output_and_rerun_is_identical(toy_repo: Path) -> None:
+    """The README's "After a crash": SIGKILL the whole run in the middle of a job; the rerun stops
+    at Snakemake's stale lock, `snakemake --unlock` then the same command finishes, and the outputs
+    equal those of an uninterrupted run."""
     cfg = toy_repo / "config" / "config.yaml"
     cfg.write_text(cfg.read_text().replace("n: 3", "n: 6"))
-    args = ["--config", "dvc_commit=false", "--", "data/source"]
+    args = ["--config", "dvc_commit=false"]  # the whole pipeline: source, then digest
     proc = subprocess.Popen(
-        [str(BIN / "snakemake"), "--cores", "1", *args],
+        [str(BIN / "snakemake"), "--cores", "2", *args],
         cwd=toy_repo,
         env=tool_env(TOY_SLEEP="1", **TOY_ENV),
         stdout=subprocess.DEVNULL,
@@ -172,13 +202,18 @@ def test_killed_job_leaves_no_output_and_rerun_is_identical(toy_repo: Path) -> N
         os.killpg(proc.pid, signal.SIGKILL)  # the whole run, as a power loss would
         proc.wait()
     assert not (toy_repo / "data" / "source").exists()
+    assert not (toy_repo / "results").exists()
     assert list((toy_repo / "data").glob(".source.tmp-*"))  # hidden, not mistakable for output
 
+    locked = snakemake(toy_repo, *args, check=False)
+    assert locked.returncode != 0 and "Directory cannot be locked" in locked.stderr
     snakemake(toy_repo, "--unlock")
     snakemake(toy_repo, *args)
     assert not list((toy_repo / "data").glob(".source.tmp-*"))
-    first = data_files(toy_repo)
-    shutil.rmtree(toy_repo / "data" / "source")
-    snakemake(toy_repo, *args)
-    assert data_files(toy_repo) == first
-    assert len(first) == 7  # 6 parts + metrics.json
+    after_crash = data_files(toy_repo)
+    assert len(after_crash) == 9  # 6 parts + metrics.json + headline.json, digest.txt
+
+    shutil.rmtree(toy_repo / "data")
+    shutil.rmtree(toy_repo / "results")
+    snakemake(toy_repo, *args)  # uninterrupted
+    assert data_files(toy_repo) == after_crash

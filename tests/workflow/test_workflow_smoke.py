@@ -50,3 +50,29 @@ def test_push_pull_fresh_clone_realign(smoke_run: Path, tmp_path: Path) -> None:
     cli(clone, "realign")
     dry = snakemake(clone, "-n", "--configfile", SMOKE)
     assert "Nothing to be done" in dry.stdout
+
+
+def test_headline_metrics_are_flat_and_complete(smoke_run: Path) -> None:
+    """Every declared DVC metric is a headline.json holding every number its spec names (so a
+    renamed key in a stage's metrics.json is caught here), and `dvc metrics show` stays narrow."""
+    from llm_influence.workflow.headline import HEADLINES
+
+    declared = yaml.safe_load((smoke_run / "dvc.yaml").read_text())["metrics"]
+    assert declared and all(m.endswith("/headline.json") for m in declared)
+    seen = set()
+    for path in declared:
+        values = json.loads((smoke_run / path).read_text())
+        assert all(isinstance(v, int | float | bool) or v is None for v in values.values()), path
+        parts = path.split("/")
+        key = {"models": "pretrain", "studies": f"study:{parts[2]}"}.get(parts[1], parts[1])
+        key = "validation" if key == "study:validation" else key
+        seen.add(key)
+        missing = [
+            name
+            for name in HEADLINES[key]
+            if not any(k == name or k.startswith(f"{name}.") for k in values)
+        ]
+        assert not missing, f"{path}: no value for {missing}"
+    assert seen == set(HEADLINES)
+    shown = dvc(smoke_run, "metrics", "show", declared[0]).stdout
+    assert max(map(len, shown.splitlines())) <= 120, shown

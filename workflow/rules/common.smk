@@ -5,7 +5,9 @@
 #   output:  one directory() per artifact, under data/ or results/, disjoint from all others
 #   log:     logs/<rule>[/<wildcards>].log
 #   params:  entry="<module>:<function>", config=config_params(<sections>),
-#            optionally metrics=[...] / plots={...} (files inside the output directory, for DVC),
+#            optionally metrics=["headline.json"] (DVC metric: flat numbers chosen from the stage's
+#            metrics.json by llm_influence.workflow.headline) / plots={...} (files inside the
+#            output directory, for DVC),
 #            files=[...] only for a file output without a data suffix (.md/.json/... are files)
 #   script:  "../scripts/stage.py"
 # and register the end products with final_targets(lambda: [...]) so that `rule all` builds them.
@@ -21,6 +23,7 @@ CORE_CODE = [
     "utils",
     "workflow/__init__.py",
     "workflow/context.py",
+    "workflow/headline.py",
     "workflow/runner.py",
     "workflow/provenance.py",
 ]

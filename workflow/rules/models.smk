@@ -58,7 +58,7 @@ rule pretrain:
     params:
         entry="llm_influence.models.stage:pretrain_model",
         config=lambda wc: config_params("pretrain") | {"device": config["device"]},
-        metrics=["metrics.json"],
+        metrics=["headline.json"],
         plots={"train_log.csv": {"x": "step", "y": "loss"}},
     script:
         "../scripts/stage.py"

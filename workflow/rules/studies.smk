@@ -43,7 +43,7 @@ rule study:
         entry=lambda wc: STUDY_ENTRIES[wc.study],
         config=lambda wc: config_params("studies") | {"models": config["models"]},
         kinds=output_kinds,
-        metrics=["metrics.json"],
+        metrics=["headline.json"],
     script:
         "../scripts/stage.py"
 
@@ -74,7 +74,7 @@ rule validation:
         entry="llm_influence.validation.stage:validation_study",
         config=lambda wc: config_params("studies"),
         kinds=output_kinds,
-        metrics=["metrics.json"],
+        metrics=["headline.json"],
     script:
         "../scripts/stage.py"
 

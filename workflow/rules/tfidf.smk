@@ -16,7 +16,7 @@ rule tfidf:
     params:
         entry="llm_influence.filtering.stage:build_candidates",
         config=config_params("tfidf"),
-        metrics=["metrics.json"],
+        metrics=["headline.json"],
     script:
         "../scripts/stage.py"
 

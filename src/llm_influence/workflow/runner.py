@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from llm_influence.utils.io import write_json
+from llm_influence.utils.io import read_json, write_json
 from llm_influence.workflow.context import StageContext
+from llm_influence.workflow.headline import DETAIL_FILE, HEADLINE_FILE, headline, spec_for
 from llm_influence.workflow.provenance import PROVENANCE_FILE, build_record
 
 TMP_MARK = ".tmp-"
@@ -146,10 +147,13 @@ def run_stage(
     params_config: Mapping[str, Any] | None = None,
     code_files: list[str] | None = None,
     logger: logging.Logger | None = None,
+    headline_spec: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a stage function with temporary outputs, write provenance, rename into place.
 
-    ``dir_outputs``: names of directory outputs (default: all). Returns the provenance record.
+    ``dir_outputs``: names of directory outputs (default: all). ``headline_spec``: write
+    ``headline.json`` from the stage's ``metrics.json`` into each directory output
+    (:mod:`llm_influence.workflow.headline`). Returns the provenance record.
     """
     from llm_influence.utils.seeding import seed_everything, seed_python_numpy, torch_loaded
 
@@ -196,6 +200,17 @@ def run_stage(
                 "import torch at the top of its module to make its torch randomness reproducible",
                 entry,
             )
+        if headline_spec is not None:
+            for name in dir_outputs:
+                detail = temps[name] / DETAIL_FILE
+                if not detail.is_file():
+                    raise FileNotFoundError(
+                        f"rule {rule}: {entry} wrote no {DETAIL_FILE}, which {HEADLINE_FILE} "
+                        "is made from"
+                    )
+                write_json(
+                    temps[name] / HEADLINE_FILE, headline(read_json(detail), headline_spec, logger)
+                )
         record = build_record(
             rule=rule,
             wildcards=ctx.wildcards,
@@ -225,6 +240,15 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def _headline_spec(smk: Any) -> Mapping[str, str] | None:
+    """The job's headline spec when its rule declares ``headline.json`` as a DVC metric: its own
+    ``params.headline``, else the entry of ``llm_influence.workflow.headline.HEADLINES``."""
+    if HEADLINE_FILE not in list(getattr(smk.params, "metrics", None) or []):
+        return None
+    own = getattr(smk.params, "headline", None)
+    return dict(own) if own else spec_for(smk.rule, _named(smk.wildcards))
+
+
 def run_rule(smk: Any) -> dict[str, Any]:
     """Entry of ``workflow/scripts/stage.py``: run the job described by the ``snakemake`` object."""
     logger = setup_logging(smk.log[0] if len(smk.log) else None)
@@ -248,6 +272,7 @@ def run_rule(smk: Any) -> dict[str, Any]:
             params_config=getattr(smk.params, "config", None),
             code_files=[str(p) for p in inputs.get("code", [])],
             logger=logger,
+            headline_spec=_headline_spec(smk),
         )
     except BaseException:
         logger.exception("rule %s failed", smk.rule)
