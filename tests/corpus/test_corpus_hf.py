@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llm_influence.corpus import load_corpus
+from llm_influence.artifacts.corpus import load_corpus
 from llm_influence.corpus.hf import CorpusSourceError
 from llm_influence.corpus.stage import build_corpus
 from llm_influence.workflow.context import StageContext

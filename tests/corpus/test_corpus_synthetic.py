@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from llm_influence.corpus import CATEGORIES, KEY_FACTS, ORDERS, check_order, load_corpus
+from llm_influence.artifacts.corpus import load_corpus
+from llm_influence.corpus import CATEGORIES, KEY_FACTS, ORDERS, check_order
 from llm_influence.corpus.stage import build_corpus
 from llm_influence.corpus.synthetic import SyntheticConfig, generate
 from llm_influence.corpus.world import TEMPLATES, fold, has_relation_word

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from llm_influence.corpus import check_order, load_corpus
+from llm_influence.artifacts.corpus import load_corpus
+from llm_influence.corpus import check_order
 from llm_influence.corpus.stage import build_corpus
 from llm_influence.queries import QuerySetError, load_query_set
 from llm_influence.queries.stage import build_queries

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from llm_influence.artifacts.queries import read_queries
+from llm_influence.artifacts.scores import load_tables
 from llm_influence.studies import data as D
 from llm_influence.studies.crosslingual import plot_crosslingual
 from llm_influence.studies.figures import save_figure
@@ -23,12 +25,12 @@ MODELS = ["tiny", "small"]  # as in conftest.MODELS
 
 
 def _builders(artifacts, study_dirs):
-    tables = D.load_tables(MODELS, artifacts["scores"])
+    tables = load_tables(MODELS, artifacts["scores"])
     scores = D.scores_frame(tables)
     small = scores[scores["model"] == "small"]
     stats = pd.read_parquet(study_dirs["sparsity"] / "stats.parquet")
     cand = pd.read_parquet(artifacts["tfidf"] / "candidates.parquet")
-    queries = D.load_queries(artifacts["queries"])
+    queries = read_queries(artifacts["queries"])
     kinds = {n: D.query_kind(t) for n, t in zip(queries["name"], queries["tags"])}
     tok = pd.read_parquet(artifacts["scores"][0] / "tokens.parquet")
     rp_top = pd.read_parquet(study_dirs["roleplay"] / "top.parquet")

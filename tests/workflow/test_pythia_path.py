@@ -137,7 +137,7 @@ def pythia_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Pa
     cfg["tokenizer"]["heldout_fraction"] = 0.05
     cfg["pretrain"]["eval_batch_size"] = 32
     cfg["factors"].update(shards=1, batch_size=32)
-    cfg["scores"].update(shards=1, batch_size=32)  # sharding itself: tests/scoring
+    cfg["scores"].update(shards=1, batch_size=32)  # sharding itself: tests/attribution
     cfg["studies"]["sparsity"] = {**smoke["studies"]["sparsity"], "n_bootstrap": 5}
     cfg["studies"]["validation"] = {**smoke["studies"]["validation"], "tasks": ["lm"]}
     configfile = root / "pythia-offline.yaml"

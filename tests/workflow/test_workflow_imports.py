@@ -20,8 +20,8 @@ LIGHT = {
     "llm_influence.workflow.runner": ("torch", "transformers", "matplotlib"),
     "llm_influence.corpus.stage": ("torch", "transformers", "matplotlib"),
     "llm_influence.studies.stage": ("torch", "transformers", "matplotlib", "seaborn"),
-    "llm_influence.filtering.stage": ("torch", "transformers"),
-    "llm_influence.scoring.stage": ("transformers",),  # eigen/merge/gather jobs build no model
+    "llm_influence.tfidf.stage": ("torch", "transformers"),
+    "llm_influence.attribution.stage": ("transformers",),  # eigen/merge/gather jobs build no model
 }
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 PACKAGE_ROOT = Path("src/llm_influence")
 
-# Library files every stage runs through (runner, context, provenance, io, seeding).
+# Library files every stage runs through (runner, context, provenance, io, seeding) and the
+# artifact names and readers (llm_influence.artifacts: every stage reads or writes artifacts).
 CORE_CODE = [
     "__init__.py",
+    "artifacts",
     "utils",
     "workflow/__init__.py",
     "workflow/context.py",
@@ -51,15 +53,6 @@ def code_files(*packages):
     for rel in [*CORE_CODE, *packages]:
         files.extend(_files_under(rel))
     return sorted(set(files))
-
-
-def output_kinds(wildcards, output):
-    """Deprecated and ignored (kept so older rule files still parse).
-
-    Params functions see outputs without their directory() flag, so the runner cannot learn
-    kinds this way; it goes by the path (see llm_influence.workflow.runner._dir_outputs).
-    """
-    return {}
 
 
 def config_params(*sections):

@@ -9,7 +9,9 @@ rule covariance:
     input:
         model="data/models/{model}",
         tokenized="data/tokenized",
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         covariance=directory("data/factors/{model}/covariance/{shard}"),
     log:
@@ -21,9 +23,8 @@ rule covariance:
         mem_mb=8000,
         gpu=GPU,
     params:
-        entry="llm_influence.scoring.stage:fit_covariance_shard",
+        entry="llm_influence.attribution.stage:fit_covariance_shard",
         config=lambda wc: config_params("factors") | {"device": config["device"]},
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -31,7 +32,9 @@ rule covariance:
 rule eigen:
     input:
         covariance=expand("data/factors/{{model}}/covariance/{shard}", shard=FIT_SHARDS),
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         eigen=directory("data/factors/{model}/eigen"),
     log:
@@ -42,9 +45,8 @@ rule eigen:
     resources:
         mem_mb=8000,
     params:
-        entry="llm_influence.scoring.stage:fit_eigenbasis",
+        entry="llm_influence.attribution.stage:fit_eigenbasis",
         config=lambda wc: config_params("factors"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -54,7 +56,9 @@ rule correction:
         model="data/models/{model}",
         tokenized="data/tokenized",
         eigen="data/factors/{model}/eigen",
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         correction=directory("data/factors/{model}/correction/{shard}"),
     log:
@@ -66,9 +70,8 @@ rule correction:
         mem_mb=8000,
         gpu=GPU,
     params:
-        entry="llm_influence.scoring.stage:fit_correction_shard",
+        entry="llm_influence.attribution.stage:fit_correction_shard",
         config=lambda wc: config_params("factors") | {"device": config["device"]},
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -78,7 +81,9 @@ rule factors:
         model="data/models/{model}",
         eigen="data/factors/{model}/eigen",
         correction=expand("data/factors/{{model}}/correction/{shard}", shard=FIT_SHARDS),
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         factors=directory("data/factors/{model}/ekfac"),
     log:
@@ -89,8 +94,7 @@ rule factors:
     resources:
         mem_mb=8000,
     params:
-        entry="llm_influence.scoring.stage:assemble_factors",
+        entry="llm_influence.attribution.stage:assemble_factors",
         config=lambda wc: config_params("factors"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"

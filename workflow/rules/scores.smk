@@ -11,7 +11,9 @@ rule score_shard:
         factors="data/factors/{model}/ekfac",
         tokenized="data/tokenized",
         queries="data/queries",
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         shard=directory("results/scores/{model}/shards/{shard}"),
     log:
@@ -23,10 +25,9 @@ rule score_shard:
         mem_mb=8000,
         gpu=GPU,
     params:
-        entry="llm_influence.scoring.stage:score_shard",
+        entry="llm_influence.attribution.stage:score_shard",
         config=lambda wc: config_params("factors", "scores")
         | {"device": config["device"]},
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 
@@ -37,7 +38,9 @@ rule scores:
         shards=expand("results/scores/{{model}}/shards/{shard}", shard=SCORE_SHARDS),
         queries="data/queries",
         tfidf="results/tfidf",
-        code=code_files("influence", "scoring", "models/loading.py", "models/spec.py"),
+        code=code_files(
+            "influence", "attribution", "models/loading.py", "models/spec.py"
+        ),
     output:
         table=directory("results/scores/{model}/table"),
     log:
@@ -48,9 +51,8 @@ rule scores:
     resources:
         mem_mb=8000,
     params:
-        entry="llm_influence.scoring.stage:gather_scores",
+        entry="llm_influence.attribution.stage:gather_scores",
         config=lambda wc: config_params("factors", "scores"),
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 

@@ -42,7 +42,6 @@ rule study:
     params:
         entry=lambda wc: STUDY_ENTRIES[wc.study],
         config=lambda wc: config_params("studies") | {"models": config["models"]},
-        kinds=output_kinds,
         metrics=["headline.json"],
     script:
         "../scripts/stage.py"
@@ -73,7 +72,6 @@ rule validation:
     params:
         entry="llm_influence.validation.stage:validation_study",
         config=lambda wc: config_params("studies"),
-        kinds=output_kinds,
         metrics=["headline.json"],
     script:
         "../scripts/stage.py"
@@ -98,7 +96,6 @@ rule summary:
         entry="llm_influence.studies.stage:summary",
         config=lambda wc: config_params("studies", "report")
         | {"models": config["models"]},
-        kinds=output_kinds,
     script:
         "../scripts/stage.py"
 

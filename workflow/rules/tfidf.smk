@@ -3,7 +3,7 @@ rule tfidf:
         corpus="data/corpus",
         tokenized="data/tokenized",
         queries="data/queries",
-        code=code_files("filtering", "studies/__init__.py", "studies/retrieval.py"),
+        code=code_files("tfidf", "studies/__init__.py", "studies/retrieval.py"),
     output:
         tfidf=directory("results/tfidf"),
     log:
@@ -14,7 +14,7 @@ rule tfidf:
     resources:
         mem_mb=4000,
     params:
-        entry="llm_influence.filtering.stage:build_candidates",
+        entry="llm_influence.tfidf.stage:build_candidates",
         config=config_params("tfidf"),
         metrics=["headline.json"],
     script:

@@ -16,21 +16,4 @@ __all__ = [
     "SyntheticConfig",
     "check_order",
     "generate",
-    "load_corpus",
 ]
-
-
-def load_corpus(path):
-    """(documents, manifest, world) of a corpus directory as (DataFrame, DataFrame, dict)."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from llm_influence.utils.io import read_json
-
-    path = Path(path)
-    return (
-        pd.read_parquet(path / "documents.parquet"),
-        pd.read_parquet(path / "manifest.parquet"),
-        read_json(path / "world.json"),
-    )

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llm_influence.artifacts.corpus import DOCUMENTS, MANIFEST, WORLD
 from llm_influence.corpus import texts as T
 from llm_influence.corpus.hf import HFConfig, load_hf_texts
 from llm_influence.corpus.synthetic import (
@@ -55,11 +56,9 @@ def write_corpus(out_dir: str | Path, docs: Sequence[Document], world: dict[str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = list(range(len(docs)))
+    _write_table(out / DOCUMENTS, {"doc_id": ids, "text": [d.text for d in docs]}, DOCUMENTS_SCHEMA)
     _write_table(
-        out / "documents.parquet", {"doc_id": ids, "text": [d.text for d in docs]}, DOCUMENTS_SCHEMA
-    )
-    _write_table(
-        out / "manifest.parquet",
+        out / MANIFEST,
         {
             "doc_id": ids,
             "category": [d.category for d in docs],
@@ -72,7 +71,7 @@ def write_corpus(out_dir: str | Path, docs: Sequence[Document], world: dict[str,
         },
         MANIFEST_SCHEMA,
     )
-    write_json(out / "world.json", world)
+    write_json(out / WORLD, world)
 
 
 def synthetic_world_json(

@@ -5,7 +5,7 @@ Fit:   cov = fit_covariance(model, batches, cfg); eig = compute_eigenbasis(cov);
        (or fit_factors(model, batches, cfg)).
 Score: q = precondition_queries(model, factors, query_batches, scfg);
        scores = score_training(model, factors, q, train_batches, scfg)  (or iter_scores to stream).
-No Snakemake imports here; the stage glue lives in llm_influence.scoring.
+No Snakemake imports here; the stage glue lives in llm_influence.attribution.
 """
 
 from .arguments import FitConfig, ScoreConfig

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from llm_influence.artifacts import tokenized as A
+from llm_influence.artifacts.corpus import WORLD, read_documents, read_manifest, read_world
 from llm_influence.models import tokenizer as tok
 from llm_influence.models.loading import load_model, load_tokenizer
 from llm_influence.models.spec import TokenizerSpec, TrainSpec
@@ -28,21 +30,9 @@ from llm_influence.models.train import (
     plot_loss_curve,
     pretrain,
 )
-from llm_influence.utils.io import load_tensors, read_json, save_tensors, write_json, write_text
+from llm_influence.utils.io import save_tensors, write_json, write_text
 from llm_influence.utils.seeding import resolve_device, seed_everything
 from llm_influence.workflow.context import StageContext
-
-
-def _read_corpus(corpus_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    documents_path = corpus_dir / "documents.parquet"
-    if not documents_path.is_file():
-        raise FileNotFoundError(f"corpus documents not found: {documents_path}")
-    documents = pd.read_parquet(documents_path, columns=["doc_id", "text"]).sort_values(
-        "doc_id", ignore_index=True
-    )
-    manifest_path = corpus_dir / "manifest.parquet"
-    manifest = pd.read_parquet(manifest_path) if manifest_path.is_file() else None
-    return documents, manifest
 
 
 def train_tokenizer(ctx: StageContext) -> dict[str, Any]:
@@ -53,7 +43,7 @@ def train_tokenizer(ctx: StageContext) -> dict[str, Any]:
         n_docs = 0
         ctx.logger.info("tokenizer: using the tokenizer of %s", spec.pretrained)
     else:
-        documents, _ = _read_corpus(Path(ctx.input["corpus"]))
+        documents = read_documents(ctx.input["corpus"], columns=["doc_id", "text"])
         seed_everything(ctx.seed)
         tokenizer = tok.train_bpe(documents["text"].tolist(), spec)
         n_docs = len(documents)
@@ -72,14 +62,15 @@ def train_tokenizer(ctx: StageContext) -> dict[str, Any]:
         "min_frequency": None if spec.pretrained else spec.min_frequency,
         "n_documents": n_docs,
     }
-    write_json(out / "tokenizer_meta.json", meta)
+    write_json(out / A.TOKENIZER_META, meta)
     return {"vocab_size": meta["vocab_size"], "source": meta["source"]}
 
 
 def tokenize_corpus(ctx: StageContext) -> dict[str, Any]:
     spec = TokenizerSpec.from_config(ctx.section("tokenizer"))
     out = Path(ctx.output["tokenized"])
-    documents, manifest = _read_corpus(Path(ctx.input["corpus"]))
+    documents = read_documents(ctx.input["corpus"], columns=["doc_id", "text"])
+    manifest = read_manifest(ctx.input["corpus"], missing_ok=True)
     tokenizer = load_tokenizer(ctx.input["tokenizer"])
 
     heldout_ids = tok.heldout_split(documents, manifest, spec, ctx.seed)
@@ -102,7 +93,7 @@ def tokenize_corpus(ctx: StageContext) -> dict[str, Any]:
             splits[name], truncated = tok.pad_sequences(docs, doc_ids, spec.seq_len, pad_id)
             n_truncated += truncated
         save_tensors(
-            out / f"{name}.safetensors",
+            out / A.SPLITS[name],
             splits[name],
             {"seq_len": spec.seq_len, "packing": spec.packing},
         )
@@ -123,7 +114,7 @@ def tokenize_corpus(ctx: StageContext) -> dict[str, Any]:
         "doc_tokens_max": max(lengths, default=0),
         "train_tokens": int(splits["train"]["attention_mask"].sum()),
     }
-    write_json(out / "meta.json", meta)
+    write_json(out / A.TOKENIZED_META, meta)
     if n_truncated:
         ctx.logger.warning(
             "%d of %d documents truncated to seq_len=%d", n_truncated, len(documents), spec.seq_len
@@ -141,9 +132,9 @@ def pretrain_model(ctx: StageContext) -> dict[str, Any]:
         torch.set_num_threads(max(1, int(ctx.threads)))
 
     tokenized = Path(ctx.input["tokenized"])
-    train, _ = load_tensors(tokenized / "train.safetensors")
-    heldout, _ = load_tensors(tokenized / "heldout.safetensors")
-    meta = read_json(tokenized / "meta.json")
+    train = A.read_split(tokenized, "train")
+    heldout = A.read_split(tokenized, "heldout")
+    meta = A.read_tokenized_meta(tokenized)
     tokenizer = load_tokenizer(ctx.input["tokenizer"])
 
     seed_everything(ctx.seed)
@@ -195,22 +186,22 @@ def pretrain_model(ctx: StageContext) -> dict[str, Any]:
         "source": "pretrained" if spec.pretrained else "scratch",
     }
     corpus = ctx.input.get("corpus")
-    if corpus and (Path(corpus) / "world.json").is_file():
-        facts = read_json(Path(corpus) / "world.json").get("facts", [])
+    if corpus and (Path(corpus) / WORLD).is_file():
+        facts = read_world(corpus).get("facts", [])
         metrics.update(fact_recall(model, tokenizer, facts, device))
 
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     write_text(
-        out / "train_log.csv",
+        out / A.TRAIN_LOG,
         train_log.to_csv(index=False, float_format="%.8g", lineterminator="\n"),
     )
     write_text(
-        out / "eval_log.csv", eval_log.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+        out / A.EVAL_LOG, eval_log.to_csv(index=False, float_format="%.8g", lineterminator="\n")
     )
-    write_json(out / "metrics.json", metrics)
+    write_json(out / A.MODEL_METRICS, metrics)
     fig = plot_loss_curve(train_log, eval_log, f"Pretraining loss: {name} ({_describe(spec)})")
-    fig.savefig(out / "loss_curve.png", dpi=100)
+    fig.savefig(out / A.LOSS_CURVE, dpi=100)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

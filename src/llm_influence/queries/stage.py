@@ -20,10 +20,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llm_influence.artifacts.corpus import read_manifest, read_world
+from llm_influence.artifacts.queries import TABLE, TENSORS
 from llm_influence.queries.ground_truth import resolve_proponents
 from llm_influence.queries.loading import load_query_set
 from llm_influence.queries.tokenize import tokenize_queries
-from llm_influence.utils.io import atomic_path, read_json, save_tensors
+from llm_influence.utils.io import atomic_path, save_tensors
 
 QUERIES_SCHEMA = pa.schema(
     [
@@ -54,7 +56,6 @@ def max_length_of(config: dict[str, Any]) -> int:
 
 def build_queries(ctx) -> dict[str, Any]:
     """Stage entry point (rule ``queries``)."""
-    import pandas as pd
     from transformers import AutoTokenizer
 
     section = ctx.section("queries")
@@ -63,8 +64,8 @@ def build_queries(ctx) -> dict[str, Any]:
             "queries.file: missing (path of the query YAML, e.g. config/queries/default.yaml)"
         )
     corpus = Path(ctx.input["corpus"])
-    world = read_json(corpus / "world.json")
-    manifest = pd.read_parquet(corpus / "manifest.parquet", columns=["doc_id", "fact_ids", "order"])
+    world = read_world(corpus)
+    manifest = read_manifest(corpus, columns=["doc_id", "fact_ids", "order"])
     world_ids = {f["id"] for f in world.get("facts", [])} | {
         p["id"] for p in world.get("passages", [])
     }
@@ -97,10 +98,10 @@ def build_queries(ctx) -> dict[str, Any]:
         "n_completion_tokens": [c["n_completion_tokens"] for c in counts],
     }
     table = pa.Table.from_pydict(columns, schema=QUERIES_SCHEMA)
-    with atomic_path(out / "queries.parquet") as tmp:
+    with atomic_path(out / TABLE) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     save_tensors(
-        out / "queries.safetensors",
+        out / TENSORS,
         tensors,
         metadata={
             "names": [q.name for q in queries],

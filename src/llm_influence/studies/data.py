@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from llm_influence.utils.io import load_arrays, read_json
+from llm_influence.artifacts import as_list
+from llm_influence.artifacts.scores import ScoreTable
 
 # query kinds (tags of config/queries/*.yaml), in the order used to pick a query's main kind
 KINDS = ("memorisation", "factual", "math", "code", "translation", "role-play", "synthetic-order")
@@ -37,77 +36,6 @@ def query_kind(tags: Iterable[str] | None) -> str:
         if has_tag(tags, kind):
             return kind
     return "other"
-
-
-def as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, float) and np.isnan(value):
-        return []
-    if isinstance(value, str):
-        return [value]
-    return list(value)
-
-
-@dataclass
-class ScoreTable:
-    """``results/scores/{model}/table``: total [Q,N], layers [Q,N,M] (optional), doc_id [N]."""
-
-    total: np.ndarray
-    doc_id: np.ndarray
-    queries: list[str]
-    modules: list[str]
-    method: str = "ekfac"
-    layers: np.ndarray | None = None
-    path: Path | None = None
-    graddot: np.ndarray | None = None  # gradient dot-product baseline [Q,N], when the table has it
-
-    def query_index(self, name: str) -> int:
-        return self.queries.index(name)
-
-
-def load_score_table(path: str | Path, with_layers: bool = True) -> ScoreTable:
-    path = Path(path)
-    tensors, _ = load_arrays(path / "scores.safetensors")
-    index = read_json(path / "index.json")
-    layers = tensors.get("layers") if with_layers else None
-    return ScoreTable(
-        total=tensors["total"].astype(np.float64),
-        doc_id=tensors["doc_id"].astype(np.int64),
-        queries=[str(q) for q in index["queries"]],
-        modules=[str(m) for m in index.get("modules", [])],
-        method=str(index.get("method", "ekfac")),
-        layers=layers.astype(np.float64) if layers is not None else None,
-        path=path,
-        graddot=tensors["graddot"].astype(np.float64) if "graddot" in tensors else None,
-    )
-
-
-def load_tables(
-    models: Sequence[str], dirs: Sequence[str | Path], with_layers: bool = False
-) -> dict[str, ScoreTable]:
-    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
-    if len(dirs) != len(models):
-        raise ValueError(f"{len(dirs)} score tables for {len(models)} models {list(models)}")
-    return {m: load_score_table(d, with_layers) for m, d in zip(models, dirs)}
-
-
-def load_queries(path: str | Path) -> pd.DataFrame:
-    q = pd.read_parquet(Path(path) / "queries.parquet")
-    for col in ("tags", "proponents"):
-        q[col] = [as_list(v) for v in q[col]] if col in q else [[] for _ in range(len(q))]
-    for col in ("translation_of", "variant_of"):
-        if col not in q:
-            q[col] = None
-    return q
-
-
-def load_corpus(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    path = Path(path)
-    docs = pd.read_parquet(path / "documents.parquet")
-    manifest = pd.read_parquet(path / "manifest.parquet")
-    manifest["fact_ids"] = [as_list(v) for v in manifest["fact_ids"]]
-    return docs, manifest
 
 
 def scores_frame(tables: Mapping[str, ScoreTable]) -> pd.DataFrame:

@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from llm_influence.studies.data import ScoreTable, layer_index
+from llm_influence.artifacts.scores import ScoreTable
+from llm_influence.studies.data import layer_index
 from llm_influence.studies.figures import new_figure, styled
 
 THIRDS = ("lower", "middle", "upper")

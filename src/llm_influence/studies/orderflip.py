@@ -25,7 +25,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from llm_influence.studies.data import as_list, query_facts
+from llm_influence.artifacts import as_list
+from llm_influence.studies.data import query_facts
 from llm_influence.studies.figures import new_figure, styled
 
 CONDITIONS = ("query_order", "flipped", "flipped_norelation", "unrelated")

@@ -24,8 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llm_influence.artifacts.corpus import read_documents, read_manifest
+from llm_influence.artifacts.queries import read_queries
+from llm_influence.artifacts.scores import ScoreTable, load_tables, read_tokens, table_dirs
+from llm_influence.artifacts.studies import METRICS, read_metrics
+from llm_influence.artifacts.tfidf import read_candidates
+from llm_influence.artifacts.tokenized import read_model_metrics
 from llm_influence.studies import data as D
-from llm_influence.utils.io import read_json, write_json, write_parquet, write_text
+from llm_influence.utils.io import write_json, write_parquet, write_text
 from llm_influence.workflow.context import StageContext
 
 
@@ -83,19 +89,14 @@ def _n_params(ctx: StageContext) -> list[int | None] | None:
     dirs = ctx.input.get("models")
     if not dirs:
         return None
-    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
-    out = []
-    for d in dirs:
-        f = Path(d) / "metrics.json"
-        out.append(read_json(f).get("n_params") if f.is_file() else None)
-    return out
+    return [(read_model_metrics(d) or {}).get("n_params") for d in table_dirs(dirs)]
 
 
 def _finish(ctx: StageContext, out: Path, study: str, metrics: dict[str, Any]) -> dict[str, Any]:
     metrics = _clean(
         {"study": study, "models": _models(ctx), "n_params": _n_params(ctx), **metrics}
     )
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -107,8 +108,8 @@ def _skip(ctx: StageContext, out: Path, study: str, metrics: dict, reason: str, 
     return _finish(ctx, out, study, metrics)
 
 
-def _scores(ctx: StageContext, with_layers: bool = False) -> dict[str, D.ScoreTable]:
-    return D.load_tables(_models(ctx), ctx.input["scores"], with_layers=with_layers)
+def _scores(ctx: StageContext, with_layers: bool = False) -> dict[str, ScoreTable]:
+    return load_tables(_models(ctx), ctx.input["scores"], with_layers=with_layers)
 
 
 def _queries_with(queries: pd.DataFrame, tag: str) -> pd.DataFrame:
@@ -121,7 +122,7 @@ def _restrict(scores: pd.DataFrame, names) -> pd.DataFrame:
 
 def _classify(ctx: StageContext, top: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
     cfg = ctx.section("studies")
-    docs, manifest = D.load_corpus(ctx.input["corpus"])
+    docs, manifest = read_documents(ctx.input["corpus"]), read_manifest(ctx.input["corpus"])
     return D.classify_relations(
         top, queries, docs, manifest,
         content_df_max=float(cfg.get("content_df_max", 0.1)),
@@ -133,7 +134,7 @@ def _related_possible(ctx: StageContext, queries: pd.DataFrame) -> bool:
     """False when no document can be ``related`` to any query (an hf corpus): the related shares
     are then recorded as null, and the summary calls the claim inconclusive, not failed."""
     cfg = ctx.section("studies")
-    _, manifest = D.load_corpus(ctx.input["corpus"])
+    manifest = read_manifest(ctx.input["corpus"])
     return D.can_be_related(queries, manifest, cfg.get("related_categories", {}) or {})
 
 
@@ -156,7 +157,7 @@ def sparsity(ctx: StageContext) -> dict[str, Any]:
     scores = D.scores_frame(_scores(ctx))
     cand = None
     if ctx.input.get("tfidf"):
-        cand = pd.read_parquet(Path(ctx.input["tfidf"]) / "candidates.parquet")
+        cand = read_candidates(ctx.input["tfidf"])
     xmin = cfg.get("xmin")
     stats = sparsity_stats(
         scores,
@@ -222,7 +223,7 @@ def scale(ctx: StageContext) -> dict[str, Any]:
     out = _out(ctx)
     models = _models(ctx)
     tables = _scores(ctx)
-    queries = D.load_queries(ctx.input["queries"])
+    queries = read_queries(ctx.input["queries"])
     scores = D.scores_frame(tables)
     k = int(cfg.get("top_k", 10))
     fact_k = int(cfg.get("fact_top_k", 100))
@@ -245,7 +246,7 @@ def scale(ctx: StageContext) -> dict[str, Any]:
         props = list(simple.set_index("name").loc[names, "proponents"])
         methods = {t.method: t.total, **({"graddot": t.graddot} if t.graddot is not None else {})}
         if ctx.input.get("tfidf"):
-            cand = pd.read_parquet(Path(ctx.input["tfidf"]) / "candidates.parquet")
+            cand = read_candidates(ctx.input["tfidf"])
             methods["tfidf"] = _tfidf_matrix(cand, t.queries, t.doc_id)
         for method, mat in methods.items():
             summ = summarise_retrieval(retrieval_metrics(mat[qi], t.doc_id, props, names, k=10))
@@ -305,7 +306,7 @@ def roleplay(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "roleplay")
     out = _out(ctx)
     models = _models(ctx)
-    queries = _queries_with(D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "role-play")))
+    queries = _queries_with(read_queries(ctx.input["queries"]), str(cfg.get("tag", "role-play")))
     k = int(cfg.get("top_k", 20))
     metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
     if len(queries) == 0:
@@ -345,8 +346,8 @@ def crosslingual(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "crosslingual")
     out = _out(ctx)
     models = _models(ctx)
-    queries = D.load_queries(ctx.input["queries"])
-    manifest = D.load_corpus(ctx.input["corpus"])[1] if ctx.input.get("corpus") else None
+    queries = read_queries(ctx.input["queries"])
+    manifest = read_manifest(ctx.input["corpus"]) if ctx.input.get("corpus") else None
     k = int(cfg.get("top_k", 10))
     table = crosslingual_table(D.scores_frame(_scores(ctx)), queries, manifest, k=k,
                                source_language=str(cfg.get("source_language", "en")))  # fmt: skip
@@ -389,9 +390,9 @@ def orderflip(ctx: StageContext) -> dict[str, Any]:
     out = _out(ctx)
     models = _models(ctx)
     queries = _queries_with(
-        D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "synthetic-order"))
+        read_queries(ctx.input["queries"]), str(cfg.get("tag", "synthetic-order"))
     )
-    _, manifest = D.load_corpus(ctx.input["corpus"])
+    manifest = read_manifest(ctx.input["corpus"])
     facts = order_conditions(queries, manifest)
     metrics: dict[str, Any] = {"queries": sorted(facts)}
     if not facts:
@@ -434,7 +435,7 @@ def layers(ctx: StageContext) -> dict[str, Any]:
     out = _out(ctx)
     models = _models(ctx)
     tables = _scores(ctx, with_layers=True)
-    queries = D.load_queries(ctx.input["queries"])
+    queries = read_queries(ctx.input["queries"])
     kinds = {str(n): D.query_kind(t) for n, t in zip(queries["name"], queries["tags"])}
     k = int(cfg.get("top_k", 50))
     rk = int(cfg.get("rerank_top_k", 10))
@@ -491,11 +492,10 @@ def tokens(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "tokens")
     out = _out(ctx)
     models = _models(ctx)
-    dirs = ctx.input["scores"]
-    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
+    dirs = table_dirs(ctx.input["scores"])
     per_model = {}
     for m, d in zip(models, dirs):
-        tok = pd.read_parquet(Path(d) / "tokens.parquet")
+        tok = read_tokens(d)
         tok.insert(0, "model", m)
         qs = list(dict.fromkeys(tok["query"]))[: int(cfg.get("max_queries", 12))]
         shown = select_sequences(tok[tok["query"].isin(qs)], int(cfg.get("max_sequences", 3)),
@@ -523,16 +523,14 @@ def memorisation(ctx: StageContext) -> dict[str, Any]:
     cfg = _settings(ctx, "memorisation")
     out = _out(ctx)
     models = _models(ctx)
-    queries = _queries_with(
-        D.load_queries(ctx.input["queries"]), str(cfg.get("tag", "memorisation"))
-    )
+    queries = _queries_with(read_queries(ctx.input["queries"]), str(cfg.get("tag", "memorisation")))
     k = int(cfg.get("top_k", 10))
     metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
     if len(queries) == 0:
         return _skip(
             ctx, out, "memorisation", metrics, "no memorisation queries", ["memorisation.png"]
         )
-    docs, _ = D.load_corpus(ctx.input["corpus"])
+    docs = read_documents(ctx.input["corpus"])
     top = D.top_documents(_restrict(D.scores_frame(_scores(ctx)), queries["name"]), k)
     table = memorisation_table(top, queries, docs)
     shares = memorisation_shares(table, models)
@@ -576,9 +574,7 @@ def summary(ctx: StageContext) -> dict[str, Any]:
     for name in STUDIES:
         if name in ctx.input:
             dirs[name] = Path(ctx.input[name])
-    metrics = {
-        n: read_json(d / "metrics.json") for n, d in dirs.items() if (d / "metrics.json").is_file()
-    }
+    metrics = {n: m for n, d in dirs.items() if (m := read_metrics(d)) is not None}
     out = Path(ctx.output["summary"])
     rows = build_summary(metrics, _models(ctx), ctx.section("report"),
                          figure_root=str(ctx.section("report").get("figure_root", "results/studies")))  # fmt: skip

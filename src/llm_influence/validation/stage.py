@@ -32,13 +32,14 @@ def _workflow_lm(ctx: StageContext, cfg: ValidationConfig) -> Task | None:
     names = ("model", "tokenized", "queries")
     if not cfg.use_workflow_model or any(not ctx.input.get(k) for k in names):
         return None
+    from llm_influence.artifacts.queries import read_query_tensors
+    from llm_influence.artifacts.tokenized import read_split
     from llm_influence.influence import find_tracked_modules
     from llm_influence.models.loading import load_model
-    from llm_influence.utils.io import load_tensors
 
     model = load_model(Path(ctx.input["model"]), device="cpu", dtype="float32")
-    train, _ = load_tensors(Path(ctx.input["tokenized"]) / "train.safetensors")
-    qs, _ = load_tensors(Path(ctx.input["queries"]) / "queries.safetensors")
+    train = read_split(ctx.input["tokenized"], "train")
+    qs = read_query_tensors(ctx.input["queries"])
     k = min(cfg.rank_sequences, train["input_ids"].shape[0])
     ids, mask = train["input_ids"][:k], train["attention_mask"][:k]
     T = int(mask.sum(1).max())

@@ -118,19 +118,17 @@ def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
     """Which outputs are directories.
 
     Scripts receive plain strings, without Snakemake's ``directory()`` flag, so: outputs named in
-    ``params.files`` are files, those in ``params.dirs`` directories, and otherwise a name ending
-    in a data-file suffix (``results/summary.md``) is a file and anything else
-    (``data/models/pythia-1.4b``) a directory.
+    ``params.files`` are files, and otherwise a name ending in a data-file suffix
+    (``results/summary.md``) is a file and anything else (``data/models/pythia-1.4b``) a directory.
     """
     files = set(getattr(smk.params, "files", None) or [])
-    dirs = set(getattr(smk.params, "dirs", None) or [])
-    unknown = (files | dirs) - set(outputs)
+    unknown = files - set(outputs)
     if unknown:
-        raise ValueError(f"rule {smk.rule}: params.files/dirs name no output: {sorted(unknown)}")
+        raise ValueError(f"rule {smk.rule}: params.files names no output: {sorted(unknown)}")
     return {
         name
         for name, path in outputs.items()
-        if name in dirs or (name not in files and Path(path).suffix.lower() not in FILE_SUFFIXES)
+        if name not in files and Path(path).suffix.lower() not in FILE_SUFFIXES
     }
 
 

@@ -12,10 +12,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from llm_influence.artifacts.scores import CANDIDATE_SCORES, INDEX, SHARD, TABLE, TOKENS
 from llm_influence.utils.io import load_tensors, save_tensors, write_json, write_parquet
-
-SHARD_FILE = "shard.safetensors"
-TABLE_FILE = "scores.safetensors"
 
 
 def write_shard(
@@ -44,7 +42,7 @@ def write_shard(
         "top_input_ids": input_ids[top].long(),  # (Q, k, T)
         "top_mask": attention_mask[top].long(),
     }
-    save_tensors(out_dir / SHARD_FILE, tensors, metadata={"modules": modules})
+    save_tensors(out_dir / SHARD, tensors, metadata={"modules": modules})
 
 
 def gather_shards(
@@ -63,7 +61,7 @@ def gather_shards(
     one extra copy of the sequence (the paper's scale, on which "influence > 0.1 is rare" is read)."""
     if normalise not in ("per_copy", "none"):
         raise ValueError(f"scores.normalise must be 'per_copy' or 'none', got {normalise!r}")
-    parts = [load_tensors(d / SHARD_FILE) for d in shard_dirs]
+    parts = [load_tensors(d / SHARD) for d in shard_dirs]
     n_docs = sum(int(p["total"].shape[1]) for p, _ in parts)
     factor = 1.0 / n_docs if normalise == "per_copy" else 1.0
     for p, _ in parts:
@@ -82,7 +80,7 @@ def gather_shards(
     graddot = torch.cat([p["graddot"] for p, _ in parts], dim=1)
     doc_id = torch.cat([p["doc_id"] for p, _ in parts])
     save_tensors(
-        out_dir / TABLE_FILE,
+        out_dir / TABLE,
         {"total": total, "layers": layers, "graddot": graddot, "doc_id": doc_id},
         metadata={
             "queries": query_names,
@@ -92,7 +90,7 @@ def gather_shards(
         },
     )
     write_json(
-        out_dir / "index.json",
+        out_dir / INDEX,
         {
             "queries": query_names,
             "modules": modules,
@@ -100,11 +98,9 @@ def gather_shards(
             "n_docs": int(total.shape[1]),
         },
     )
+    write_parquet(out_dir / TOKENS, _token_rows(parts, query_names, tokenizer, topk_tokens))
     write_parquet(
-        out_dir / "tokens.parquet", _token_rows(parts, query_names, tokenizer, topk_tokens)
-    )
-    write_parquet(
-        out_dir / "candidates_scores.parquet",
+        out_dir / CANDIDATE_SCORES,
         _candidate_rows(candidates, total, doc_id, query_names),
     )
     return {"queries": len(query_names), "documents": int(total.shape[1]), "modules": len(modules)}

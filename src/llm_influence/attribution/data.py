@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from llm_influence.utils.io import load_tensors
+from llm_influence.artifacts.queries import read_query_tensors
+from llm_influence.artifacts.tokenized import read_split
 
 IGNORE_INDEX = -100
 
@@ -25,7 +26,7 @@ def shard_bounds(n: int, num_shards: int, shard: int) -> tuple[int, int]:
 
 def load_training_set(tokenized_dir: str | Path) -> dict[str, torch.Tensor]:
     """The training sequences the models saw, with labels masked on padding."""
-    tensors, _ = load_tensors(Path(tokenized_dir) / "train.safetensors")
+    tensors = read_split(tokenized_dir, "train")
     ids, mask = tensors["input_ids"].long(), tensors["attention_mask"].long()
     labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
     return {
@@ -36,9 +37,9 @@ def load_training_set(tokenized_dir: str | Path) -> dict[str, torch.Tensor]:
     }
 
 
-def load_query_set(queries_dir: str | Path) -> dict[str, torch.Tensor]:
-    tensors, _ = load_tensors(Path(queries_dir) / "queries.safetensors")
-    return {k: tensors[k].long() for k in ("input_ids", "attention_mask", "labels")}
+def load_query_batch_data(queries_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The query tensors (prompt and padding masked in ``labels``) as int64 engine inputs."""
+    return {k: v.long() for k, v in read_query_tensors(queries_dir).items()}
 
 
 def fit_indices(n_train: int, fit_sequences: int | None, seed: int) -> torch.Tensor:

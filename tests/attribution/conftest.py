@@ -1,7 +1,7 @@
 """Session fixture: the smoke upstream artifacts, built once."""
 
 import pytest
-from scoring_fixtures import build_artifacts
+from attribution_fixtures import build_artifacts
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_influence.filtering import BM25Params
-from llm_influence.filtering.stage import build_candidates, compute_candidates
+from llm_influence.tfidf import BM25Params
+from llm_influence.tfidf.stage import build_candidates, compute_candidates
 from llm_influence.utils.io import read_json
 from llm_influence.workflow.context import StageContext
 

@@ -9,9 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
+from llm_influence.artifacts.factors import CORRECTION, COVARIANCE, EIGEN, FACTORS
+from llm_influence.artifacts.queries import read_queries
+from llm_influence.artifacts.tfidf import read_candidates
+from llm_influence.attribution.data import (
+    Batches,
+    fit_indices,
+    load_query_batch_data,
+    load_training_set,
+    shard_bounds,
+)
+from llm_influence.attribution.tables import gather_shards, write_shard
 from llm_influence.influence import (
     CorrectionStats,
     CovarianceStats,
@@ -27,20 +37,7 @@ from llm_influence.influence import (
     precondition_queries,
 )
 from llm_influence.models.loading import load_model, load_tokenizer
-from llm_influence.scoring.data import (
-    Batches,
-    fit_indices,
-    load_query_set,
-    load_training_set,
-    shard_bounds,
-)
-from llm_influence.scoring.tables import gather_shards, write_shard
 from llm_influence.workflow.context import StageContext
-
-COVARIANCE_FILE = "covariance.safetensors"
-EIGEN_FILE = "eigenbasis.safetensors"
-CORRECTION_FILE = "correction.safetensors"
-FACTORS_FILE = "factors.safetensors"
 
 
 def _fit_config(ctx: StageContext, strategy: str | None = None) -> FitConfig:
@@ -83,27 +80,25 @@ def fit_covariance_shard(ctx: StageContext) -> dict[str, Any]:
     model = load_model(ctx.input["model"], device=ctx.device)
     batches, n = _fit_shard_batches(ctx)
     stats = fit_covariance(model, batches, _fit_config(ctx))
-    stats.save(Path(ctx.output["covariance"]) / COVARIANCE_FILE)
+    stats.save(Path(ctx.output["covariance"]) / COVARIANCE)
     return {"sequences": n}
 
 
 def fit_eigenbasis(ctx: StageContext) -> dict[str, Any]:
     """Merge the covariance shards and eigendecompose each factor in float64."""
-    stats = _merge(
-        [CovarianceStats.load(Path(d) / COVARIANCE_FILE) for d in ctx.input["covariance"]]
-    )
+    stats = _merge([CovarianceStats.load(Path(d) / COVARIANCE) for d in ctx.input["covariance"]])
     eigen = compute_eigenbasis(stats)
-    eigen.save(Path(ctx.output["eigen"]) / EIGEN_FILE)
+    eigen.save(Path(ctx.output["eigen"]) / EIGEN)
     return {"shards": len(ctx.input["covariance"])}
 
 
 def fit_correction_shard(ctx: StageContext) -> dict[str, Any]:
     """Eigenvalue-correction sums E[((Q_A ⊗ Q_S)ᵀ Dθ)²] over one shard of the fit set."""
     model = load_model(ctx.input["model"], device=ctx.device)
-    eigen = Eigenbasis.load(Path(ctx.input["eigen"]) / EIGEN_FILE)
+    eigen = Eigenbasis.load(Path(ctx.input["eigen"]) / EIGEN)
     batches, n = _fit_shard_batches(ctx)
     stats = fit_eigen_correction(model, batches, eigen, _fit_config(ctx))
-    stats.save(Path(ctx.output["correction"]) / CORRECTION_FILE)
+    stats.save(Path(ctx.output["correction"]) / CORRECTION)
     return {"sequences": n}
 
 
@@ -111,14 +106,14 @@ def assemble_factors(ctx: StageContext) -> dict[str, Any]:
     """Merge correction shards and build the damped EK-FAC (or KFAC/identity) preconditioner."""
     cfg = ctx.section("factors")
     model = load_model(ctx.input["model"], device="cpu")
-    eigen = Eigenbasis.load(Path(ctx.input["eigen"]) / EIGEN_FILE)
+    eigen = Eigenbasis.load(Path(ctx.input["eigen"]) / EIGEN)
     correction = None
     if cfg["strategy"] == "ekfac":
         correction = _merge(
-            [CorrectionStats.load(Path(d) / CORRECTION_FILE) for d in ctx.input["correction"]]
+            [CorrectionStats.load(Path(d) / CORRECTION) for d in ctx.input["correction"]]
         )
     factors = build_factors(eigen, correction, _fit_config(ctx), model=model)
-    factors.save(Path(ctx.output["factors"]) / FACTORS_FILE)
+    factors.save(Path(ctx.output["factors"]) / FACTORS)
     return {"modules": len(factors.modules), "strategy": cfg["strategy"]}
 
 
@@ -127,12 +122,14 @@ def score_shard(ctx: StageContext) -> dict[str, Any]:
     the gradient-dot-product baseline (total)."""
     cfg = ctx.section("scores")
     model = load_model(ctx.input["model"], device=ctx.device)
-    factors = Factors.load(Path(ctx.input["factors"]) / FACTORS_FILE)
+    factors = Factors.load(Path(ctx.input["factors"]) / FACTORS)
     data = load_training_set(ctx.input["tokenized"])
     n = len(data["input_ids"])
     start, stop = shard_bounds(n, int(cfg["shards"]), int(ctx.wildcards["shard"]))
     indices = torch.arange(start, stop)
-    query_batches = Batches(load_query_set(ctx.input["queries"]), torch.arange(_n_queries(ctx)), 64)
+    query_batches = Batches(
+        load_query_batch_data(ctx.input["queries"]), torch.arange(_n_queries(ctx)), 64
+    )
     score_cfg = _score_config(ctx)
 
     queries = precondition_queries(model, factors, query_batches, score_cfg)
@@ -187,8 +184,8 @@ def score_shard(ctx: StageContext) -> dict[str, Any]:
 def gather_scores(ctx: StageContext) -> dict[str, Any]:
     """Concatenate the shards into the per-model tables of docs/design.md."""
     cfg = ctx.section("scores")
-    queries = pd.read_parquet(Path(ctx.input["queries"]) / "queries.parquet")
-    candidates = pd.read_parquet(Path(ctx.input["tfidf"]) / "candidates.parquet")
+    queries = read_queries(ctx.input["queries"])
+    candidates = read_candidates(ctx.input["tfidf"])
     tokenizer = load_tokenizer(ctx.input["model"])
     return gather_shards(
         [Path(d) for d in ctx.input["shards"]],
@@ -203,7 +200,7 @@ def gather_scores(ctx: StageContext) -> dict[str, Any]:
 
 
 def _n_queries(ctx: StageContext) -> int:
-    return len(pd.read_parquet(Path(ctx.input["queries"]) / "queries.parquet"))
+    return len(read_queries(ctx.input["queries"]))
 
 
 def _pad_tokens(tokens: torch.Tensor, width: int) -> torch.Tensor:

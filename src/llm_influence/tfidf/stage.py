@@ -8,23 +8,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llm_influence.filtering.bm25 import (
+from llm_influence.artifacts.queries import TABLE, TENSORS, read_queries, read_query_tensors
+from llm_influence.artifacts.tfidf import CANDIDATES, METRICS
+from llm_influence.artifacts.tokenized import read_split
+from llm_influence.studies.retrieval import retrieval_metrics, summarise_retrieval
+from llm_influence.tfidf.bm25 import (
     BM25Params,
     bm25_scores,
     document_term_matrix,
     query_token_matrix,
     top_k_candidates,
 )
-from llm_influence.studies.retrieval import retrieval_metrics, summarise_retrieval
-from llm_influence.utils.io import load_arrays, write_json, write_parquet
+from llm_influence.utils.io import write_json, write_parquet
 from llm_influence.workflow.context import StageContext
 
 QUERY_TOKEN_MODES = ("prompt_completion", "completion")
-
-
-def load_training_tokens(tokenized_dir: Path) -> dict[str, np.ndarray]:
-    arrays, _ = load_arrays(Path(tokenized_dir) / "train.safetensors")
-    return {k: arrays[k] for k in ("input_ids", "attention_mask", "doc_id")}
 
 
 def query_positions(queries: dict[str, np.ndarray], mode: str) -> np.ndarray:
@@ -72,23 +70,19 @@ def build_candidates(ctx: StageContext) -> dict[str, Any]:
     params = BM25Params(k1=float(cfg.get("k1", 1.5)), b=float(cfg.get("b", 0.75)))
     top_k = int(cfg.get("top_k", 10000))
     mode = str(cfg.get("query_tokens", "prompt_completion"))
-    train = load_training_tokens(Path(ctx.input["tokenized"]))
-    qdir = Path(ctx.input["queries"])
-    qtab = pd.read_parquet(qdir / "queries.parquet")
-    qt, _ = load_arrays(qdir / "queries.safetensors")
-    queries = {k: qt[k] for k in ("input_ids", "attention_mask", "labels")}
+    train = read_split(ctx.input["tokenized"], "train", numpy=True)
+    qtab = read_queries(ctx.input["queries"])
+    queries = read_query_tensors(ctx.input["queries"], numpy=True)
     if queries["input_ids"].shape[0] != len(qtab):
-        raise ValueError(
-            f"queries.safetensors has {queries['input_ids'].shape[0]} rows, queries.parquet {len(qtab)}"
-        )
+        raise ValueError(f"{TENSORS} has {queries['input_ids'].shape[0]} rows, {TABLE} {len(qtab)}")
     names = [str(n) for n in qtab["name"]]
     table, scores, doc_ids = compute_candidates(
         train, queries, names, top_k=top_k, params=params, query_tokens=mode
     )
     out = Path(ctx.output["tfidf"])
     out.mkdir(parents=True, exist_ok=True)
-    write_parquet(out / "candidates.parquet", table)
-    props = list(qtab["proponents"]) if "proponents" in qtab else [None] * len(names)
+    write_parquet(out / CANDIDATES, table)
+    props = list(qtab["proponents"])
     per_query = retrieval_metrics(scores, doc_ids, props, names, k=10)
     metrics = {
         "k1": params.k1,
@@ -100,6 +94,6 @@ def build_candidates(ctx: StageContext) -> dict[str, Any]:
         "mean_overlapping_docs": float((scores > 0).sum(axis=1).mean()) if len(names) else 0.0,
         "retrieval": summarise_retrieval(per_query),
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS, metrics)
     ctx.logger.info("tfidf: %d queries x %d docs, top_k=%d", len(names), len(doc_ids), top_k)
     return metrics

@@ -73,7 +73,7 @@ def build_artifacts(root: Path) -> dict:
         {"queries": paths["queries"]},
     )
     run(
-        "llm_influence.filtering.stage:build_candidates",
+        "llm_influence.tfidf.stage:build_candidates",
         config,
         {"corpus": paths["corpus"], "tokenized": paths["tokenized"], "queries": paths["queries"]},
         {"tfidf": paths["tfidf"]},

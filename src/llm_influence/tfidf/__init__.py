@@ -2,10 +2,10 @@
 
 Public names: :func:`bm25_scores`, :func:`top_k_candidates`, :func:`query_token_matrix`,
 :func:`document_term_matrix`, :class:`BM25Params`. The stage entry point is
-``llm_influence.filtering.stage:build_candidates``.
+``llm_influence.tfidf.stage:build_candidates``.
 """
 
-from llm_influence.filtering.bm25 import (
+from llm_influence.tfidf.bm25 import (
     BM25Params,
     bm25_scores,
     document_term_matrix,

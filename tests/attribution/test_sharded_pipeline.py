@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from attribution_fixtures import run, with_shards
 from scipy.stats import pearsonr
-from scoring_fixtures import run, with_shards
 
-from llm_influence.scoring.data import shard_bounds
+from llm_influence.attribution.data import shard_bounds
 from llm_influence.utils.io import load_tensors
 
-STAGE = "llm_influence.scoring.stage"
+STAGE = "llm_influence.attribution.stage"
 
 
 def fit_and_score(artifacts: dict, root: Path, fit_shards: int, score_shards: int) -> Path:
