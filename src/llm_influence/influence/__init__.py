@@ -5,6 +5,8 @@ Fit:   cov = fit_covariance(model, batches, cfg); eig = compute_eigenbasis(cov);
        (or fit_factors(model, batches, cfg)).
 Score: q = precondition_queries(model, factors, query_batches, scfg);
        scores = score_training(model, factors, q, train_batches, scfg)  (or iter_scores to stream).
+Fused (what the workflow runs): groups = build_query_groups(model, factors, query_batches, scfg);
+       out = score_groups(model, factors, groups, train_batches, scfg)  -> {group: GroupScores}.
 No Snakemake imports here; the stage glue lives in llm_influence.attribution.
 """
 
@@ -29,7 +31,17 @@ from .factors import (
     fit_eigen_correction,
     fit_factors,
 )
+from .fused import GroupScores, score_groups
 from .modules import find_tracked_modules, make_batches, model_fingerprint, sample_targets
+from .query_groups import (
+    DEFAULT_GROUPS,
+    GroupBuilder,
+    QueryInputs,
+    build_query_groups,
+    preconditioned,
+    query_gradients,
+    raw,
+)
 from .scoring import (
     PreconditionedQueries,
     ScoreBatch,
@@ -39,8 +51,19 @@ from .scoring import (
     score_training,
     self_influence,
 )
+from .topk import TopK
 
 __all__ = [
+    "DEFAULT_GROUPS",
+    "GroupBuilder",
+    "GroupScores",
+    "QueryInputs",
+    "TopK",
+    "build_query_groups",
+    "preconditioned",
+    "query_gradients",
+    "raw",
+    "score_groups",
     "CorrectionStats",
     "CovarianceStats",
     "Eigenbasis",

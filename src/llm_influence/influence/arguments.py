@@ -102,6 +102,18 @@ class ScoreConfig:
             "help": "re-score each query's top-k with full-rank query gradients (needs re-iterable batches)"
         },
     )
+    topk: int = field(
+        default=10,
+        metadata={
+            "help": "score_groups: each query's running top-k (by total) whose per-token scores are kept"
+        },
+    )
+    rerank_full: bool = field(
+        default=False,
+        metadata={
+            "help": "score_groups: re-score each query's top-k with the full-rank query matrices"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "training sequences per forward/backward"})
     dtype: str = field(
         default="float32",
@@ -124,6 +136,8 @@ class ScoreConfig:
             raise ValueError(f"rank must be >= 1 or None (full rank), got {self.rank}")
         if self.rerank_topk is not None and self.rerank_topk < 1:
             raise ValueError(f"rerank_topk must be >= 1 or None, got {self.rerank_topk}")
+        if self.topk < 1:
+            raise ValueError(f"topk must be >= 1, got {self.topk}")
         if self.query_chunk < 1:
             raise ValueError(f"query_chunk must be >= 1, got {self.query_chunk}")
         _check_common(self)
