@@ -41,7 +41,7 @@ def _param_layout(model: nn.Module, modules: list[str]):
 def _flat_grad(layout, grads_w, grads_b) -> torch.Tensor:
     parts = []
     for (_, _, info, conv), gw, gb in zip(layout, grads_w, grads_b):
-        w = gw.T if conv else gw  # [O, I]
+        w = gw.transpose(-1, -2) if conv else gw  # [..., O, I]
         if info.bias:
             w = torch.cat([w, gb.unsqueeze(-1)], dim=-1)
         parts.append(w.reshape(*w.shape[:-2], -1) if w.dim() > 2 else w.reshape(-1))
@@ -337,3 +337,36 @@ def compare_estimators(
         p, s = _corr(scores[e], scores[reference])
         rows.append({"estimator": e, "pearson": p, "spearman": s, "seconds": secs[e]})
     return pd.DataFrame(rows)
+
+
+def dense_preconditioner(factors, modules: list[str]) -> torch.Tensor:
+    """[P, P] block-diagonal matrix of the factors' damped inverse Q_S[(Q_Sᵀ V Q_A) ⊘ (Λ+λ)]Q_Aᵀ,
+    built as (Q_S ⊗ Q_A) diag(1/(Λ+λ)) (Q_S ⊗ Q_A)ᵀ in the row-major DW layout."""
+    blocks = []
+    for m in modules:
+        qs, qa = factors.q_s[m].double(), factors.q_a[m].double()
+        basis = torch.kron(qs, qa)  # vec_row(Q_S X Q_Aᵀ) = (Q_S ⊗ Q_A) vec_row(X)
+        inv = 1.0 / (factors.lam[m].double().flatten() + factors.damping[m])
+        blocks.append(basis @ torch.diag(inv) @ basis.T)
+    return torch.block_diag(*blocks)
+
+
+def dense_pcg(A: torch.Tensor, Minv: torch.Tensor, B: torch.Tensor, steps: int) -> torch.Tensor:
+    """Textbook preconditioned CG from x₀ = 0, one right-hand side (column of B [P, Q]) at a time."""
+    out = torch.zeros_like(B)
+    for q in range(B.shape[1]):
+        b = B[:, q]
+        x = torch.zeros_like(b)
+        r = b.clone()
+        z = Minv @ r
+        p = z.clone()
+        for _ in range(steps):
+            ap = A @ p
+            alpha = (r @ z) / (p @ ap)
+            x = x + alpha * p
+            r_new = r - alpha * ap
+            z_new = Minv @ r_new
+            p = z_new + ((r_new @ z_new) / (r @ z)) * p
+            r, z = r_new, z_new
+        out[:, q] = x
+    return out
