@@ -5,6 +5,8 @@ Fit:   cov = fit_covariance(model, batches, cfg); eig = compute_eigenbasis(cov);
        (or fit_factors(model, batches, cfg)).
 Score: q = precondition_queries(model, factors, query_batches, scfg);
        scores = score_training(model, factors, q, train_batches, scfg)  (or iter_scores to stream).
+Refine (optional): q = refine_queries(model, factors, query_batches, fit_batches, RefineConfig(steps=k),
+       scfg).queries: k steps of EK-FAC-preconditioned CG on the fit set's G + λ.
 No Snakemake imports here; the stage glue lives in llm_influence.scoring.
 """
 
@@ -15,6 +17,7 @@ from .errors import (
     InfluenceError,
     ModuleMatchError,
     NonFiniteGradientError,
+    RefinementError,
     SequenceTooLongError,
 )
 from .factors import (
@@ -30,6 +33,7 @@ from .factors import (
     fit_factors,
 )
 from .modules import find_tracked_modules, make_batches, model_fingerprint, sample_targets
+from .refine import RefineConfig, RefinedQueries, refine_queries
 from .scoring import (
     PreconditionedQueries,
     ScoreBatch,
@@ -52,6 +56,9 @@ __all__ = [
     "ModuleMatchError",
     "NonFiniteGradientError",
     "PreconditionedQueries",
+    "RefineConfig",
+    "RefinedQueries",
+    "RefinementError",
     "ScoreBatch",
     "ScoreConfig",
     "Scores",
@@ -67,6 +74,7 @@ __all__ = [
     "make_batches",
     "model_fingerprint",
     "precondition_queries",
+    "refine_queries",
     "sample_targets",
     "score_training",
     "self_influence",

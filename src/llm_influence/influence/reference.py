@@ -15,6 +15,7 @@ Estimators (all return scores [Q, N] = q^T M r with the same sign convention as 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from torch import nn
 from .arguments import FitConfig, ScoreConfig
 from .factors import build_factors, compute_eigenbasis, fit_covariance, fit_eigen_correction
 from .modules import find_tracked_modules, is_conv1d, module_info
+from .refine import RefineConfig, refine_queries
 from .scoring import precondition_queries, score_training
 
 
@@ -224,6 +226,32 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
 
 
 ESTIMATORS = ("exact", "block", "ekfac", "kfac", "lissa", "gradient_dot")
+_REFINED = re.compile(r"^ekfac_pcg(\d+)_(gnh|sampled)$")
+
+
+def parse_refined(name: str) -> tuple[int, str] | None:
+    """``ekfac_pcg{k}_{products}`` -> (k, products); None for any other estimator name."""
+    m = _REFINED.match(name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def _engine_factors(
+    model: nn.Module, modules: list[str], fit_batches, strategy: str, label_samples: int
+):
+    """The engine's KFAC/EK-FAC factors with ``label_samples`` label draws per fit sequence (merged)."""
+    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
+    cfg = FitConfig(strategy=strategy, dtype=dtype, factor_dtype="float64", device="cpu",
+                    module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules], progress=False)  # fmt: skip
+    cov = corr = None
+    for s in range(label_samples):  # several label draws per fit sequence, merged exactly
+        cs = fit_covariance(model, fit_batches, replace(cfg, seed=s))
+        cov = cs if cov is None else cov.merge(cs)
+    eig = compute_eigenbasis(cov)
+    if strategy == "ekfac":
+        for s in range(label_samples):
+            cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
+            corr = cr if corr is None else corr.merge(cr)
+    return build_factors(eig, corr, cfg)
 
 
 def estimator_scores(
@@ -237,9 +265,16 @@ def estimator_scores(
     label_samples: int = 4,
     lissa_depth: int = 300,
     lissa_batch: int | None = None,
+    diagnostics: dict | None = None,
+    refine_label_samples: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of each estimator, all with the same per-module damping
-    λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ)."""
+    λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ).
+
+    ``ekfac_pcg{k}_{gnh|sampled}``: EK-FAC refined by k PCG steps on the fit set (``refine.py``;
+    sampled products use ``refine_label_samples`` draws, None = the EK-FAC fit's ``label_samples``,
+    seeds from 0 so the first draws are the fit's own); their per-step
+    residuals go into ``diagnostics[name]`` when a dict is given."""
     fit_batches = train_batches if fit_batches is None else fit_batches
     modules = find_tracked_modules(model) if modules is None else modules
     slices = module_slices(model, modules)
@@ -257,6 +292,8 @@ def estimator_scores(
     out: dict[str, torch.Tensor] = {}
     secs: dict[str, float] = {}
     grams = None
+    fitted, fit_secs = {}, {}
+    residuals = {} if diagnostics is None else diagnostics  # refined rows: RefinedQueries.metrics()
     for est in estimators:
         t = time.perf_counter()
         if est in ("exact", "block") and grams is None:
@@ -287,34 +324,33 @@ def estimator_scores(
         elif est == "gradient_dot":
             out[est] = Gq @ Gt.T
             secs[est] = time.perf_counter() - t
-        elif est in ("ekfac", "kfac"):
+        elif est in ("ekfac", "kfac") or parse_refined(est) is not None:
+            refined = parse_refined(est)
+            kind = "ekfac" if refined else est
+            fit_now = kind not in fitted
+            if fit_now:  # refined rows reuse EK-FAC's factors (every row counts the fit time)
+                t_fit = time.perf_counter()
+                fitted[kind] = _engine_factors(model, modules, fit_batches, kind, label_samples)
+                fitted[kind].damping = dict(damp_by_module)
+                fit_secs[kind] = time.perf_counter() - t_fit
+            fac = fitted[kind]
             dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-            cfg = FitConfig(
-                strategy=est,
-                dtype=dtype,
-                factor_dtype="float64",
-                device="cpu",
-                module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules],
-                progress=False,
-            )
-            cov = corr = None
-            for s in range(label_samples):  # several label draws per fit sequence, merged exactly
-                c = replace(cfg, seed=s)
-                cs = fit_covariance(model, fit_batches, c)
-                cov = cs if cov is None else cov.merge(cs)
-            eig = compute_eigenbasis(cov)
-            if est == "ekfac":
-                for s in range(label_samples):
-                    cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
-                    corr = cr if corr is None else corr.merge(cr)
-            fac = build_factors(eig, corr, cfg)
-            fac.damping = dict(damp_by_module)
             sc = ScoreConfig(rank=None, dtype=dtype, device="cpu", progress=False, per_token=False)
-            q = precondition_queries(model, fac, query_batches, sc)
+            if refined is None:
+                q = precondition_queries(model, fac, query_batches, sc)
+            else:
+                steps, products = refined
+                draws = label_samples if refine_label_samples is None else refine_label_samples
+                rc = RefineConfig(steps=steps, products=products, label_samples=draws,
+                                  batch_size=16, dtype=dtype, device="cpu", progress=False)  # fmt: skip
+                ref = refine_queries(model, fac, query_batches, fit_batches, rc, sc)
+                q, residuals[est] = ref.queries, ref.metrics()
             out[est] = score_training(model, fac, q, train_batches, sc).total.double()
-            secs[est] = time.perf_counter() - t
+            secs[est] = time.perf_counter() - t + (0.0 if fit_now else fit_secs[kind])
         else:
-            raise ValueError(f"unknown estimator {est!r}; choose from {ESTIMATORS}")
+            raise ValueError(
+                f"unknown estimator {est!r}; choose from {ESTIMATORS} or ekfac_pcg<k>_<gnh|sampled>"
+            )
     return out, secs
 
 
