@@ -159,6 +159,13 @@ def test_pcg_steps_equal_dense_pcg_and_scores_follow(products):
         )
         scores = score_training(model, factors, ref.queries, train, _scfg(per_token=False)).total
         assert _rel(scores, want @ Gt.T) <= 1e-6
+    # one run keeps the iterates of earlier steps: the same as separate runs
+    run = refine_queries(
+        model, factors, queries, fit, _rcfg(steps=4, products=products), _scfg(), also_steps=[1, 2]
+    )
+    assert sorted(run.at) == [1, 2, 4]
+    for k in (1, 2):
+        assert _rel(_flat(factors, run.at[k].dense), dense_pcg(A, Minv, Gq.T, k).T) <= 1e-6
     # CG's guarantee: the error in the (G+λ)-norm falls with every step
     assert energy[0] > energy[1] > energy[2]
     # one step is the EK-FAC solution times the optimal per-query step: same direction

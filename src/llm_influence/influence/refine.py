@@ -284,6 +284,7 @@ class PCGResult:
     # [steps + 1, Q]: the same in the preconditioner's norm, sqrt(r_kᵀM⁻¹r_k / bᵀM⁻¹b)
     preconditioned: torch.Tensor
     seconds: list[float] = field(default_factory=list)  # wall time of each step
+    iterates: dict[int, Vectors] = field(default_factory=dict)  # step -> x_k (kept steps, the last)
 
 
 def pcg(
@@ -291,8 +292,11 @@ def pcg(
     precondition: Callable[[Vectors], Vectors],
     b: Vectors,
     steps: int,
+    keep: Iterable[int] = (),
 ) -> PCGResult:
     """k steps of preconditioned CG for all queries at once (per-query α, β), from x₀ = 0.
+    ``keep``: earlier steps whose iterates x_k are returned too (``PCGResult.iterates``; the last
+    step's always is), so one run serves several k.
 
     Raises :class:`RefinementError` naming the query and step when pᵀ A p ≤ 0 or is non-finite
     (the operator is not positive definite there). A query whose residual is exactly zero (e.g. a zero
@@ -308,6 +312,8 @@ def pcg(
     rz0 = torch.where(rz > 0, rz, torch.ones_like(rz))
     pres = [torch.ones_like(rz)]
     secs = []
+    keep = set(keep)
+    iterates: dict[int, Vectors] = {}
     for k in range(1, steps + 1):
         t = time.perf_counter()
         ap = operator(p)
@@ -326,6 +332,8 @@ def pcg(
             x[m] = x[m] + a * p[m]
             r[m] = r[m] - a * ap[m].to(r[m])
         res.append(_dot(r, r).sqrt() / safe)
+        if k in keep:
+            iterates[k] = {m: v.clone() for m, v in x.items()}
         z = precondition(r)
         rz_new = _dot(r, z)
         pres.append((rz_new.clamp_min(0) / rz0).sqrt())
@@ -335,7 +343,8 @@ def pcg(
                 p[m] = z[m] + beta.to(z[m]).view(-1, *[1] * (z[m].dim() - 1)) * p[m]
         rz = rz_new
         secs.append(time.perf_counter() - t)
-    return PCGResult(x, torch.stack(res), torch.stack(pres), secs)
+    iterates[steps] = x
+    return PCGResult(x, torch.stack(res), torch.stack(pres), secs, iterates)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,12 +370,14 @@ def query_gradients(
 
 @dataclass
 class RefinedQueries:
-    queries: PreconditionedQueries
+    queries: PreconditionedQueries  # after cfg.steps steps
     residuals: torch.Tensor  # [steps + 1, Q]
     preconditioned: torch.Tensor  # [steps + 1, Q]
-    seconds: list[float]
+    seconds: list[float]  # per step
     products: str
     n_sequences: int
+    at: dict[int, PreconditionedQueries] = field(default_factory=dict)  # step -> queries
+    setup_seconds: float = 0.0  # query gradients and set-up before the first step
 
     def metrics(self) -> dict[str, Any]:
         """Per-step relative residuals ‖(G+λ)x_k − ∇f‖/‖∇f‖ (mean and max over queries) for the stage.
@@ -385,6 +396,7 @@ class RefinedQueries:
                 round(float(v), 6) for v in self.preconditioned.mean(1)
             ],
             "step_seconds": [round(s, 4) for s in self.seconds],
+            "setup_seconds": round(self.setup_seconds, 4),
         }
 
 
@@ -395,11 +407,13 @@ def refine_queries(
     fit_batches: Iterable,
     cfg: RefineConfig | None = None,
     score_cfg: ScoreConfig | None = None,
+    also_steps: Iterable[int] = (),
 ) -> RefinedQueries:
     """Query gradients refined by ``cfg.steps`` PCG steps on G + λ (M⁻¹ = ``factors``), then, as
     :func:`precondition_queries`, rank-``score_cfg.rank`` compressed. The result scores with
     ``iter_scores``/``score_training`` and the same ``factors``. ``fit_batches`` must be re-iterable
-    (one pass per step)."""
+    (one pass per step). ``also_steps``: earlier steps whose queries are kept too (``.at[k]``)."""
+    t_start = time.perf_counter()
     cfg = cfg or RefineConfig()
     score_cfg = score_cfg or ScoreConfig()
     if factors.strategy == "identity":
@@ -421,17 +435,25 @@ def refine_queries(
         return {m: fac.ihvp(m, v[m].to(dev, model_dtype)) for m in fac.modules}
 
     b = {m: v.to(dev) for m, v in b.items()}
-    result = pcg(damped_operator(model, factors, fit_batches, cfg), precondition, b, cfg.steps)
-    x = result.x if cfg.steps > 0 else precondition(b)
+    t0 = time.perf_counter() - t_start
+    keep = [k for k in also_steps if 0 < k < cfg.steps]
+    if any(k > cfg.steps or k < 1 for k in also_steps):
+        raise ValueError(f"also_steps {list(also_steps)} must lie in 1..steps={cfg.steps}")
+    op = damped_operator(model, factors, fit_batches, cfg)
+    result = pcg(op, precondition, b, cfg.steps, keep=keep)
+    iterates = result.iterates if cfg.steps > 0 else {0: precondition(b)}
+    at = {k: _compress(factors, x, k, score_cfg) for k, x in iterates.items()}
+    return RefinedQueries(at[cfg.steps], result.residuals.cpu(), result.preconditioned.cpu(),
+                          result.seconds, cfg.products, n_fit, at, t0)  # fmt: skip
+
+
+def _compress(
+    factors: Factors, x: Vectors, steps: int, score_cfg: ScoreConfig
+) -> PreconditionedQueries:
+    """As :func:`precondition_queries` ends: rank-r SVD per module (and dense for re-ranking)."""
     nq = next(iter(x.values())).shape[0]
-    out = PreconditionedQueries(
-        factors.modules,
-        factors.infos,
-        nq,
-        score_cfg.rank,
-        fingerprint=factors.fingerprint,
-        strategy=f"{factors.strategy}_pcg{cfg.steps}",
-    )
+    out = PreconditionedQueries(factors.modules, factors.infos, nq, score_cfg.rank,
+                                fingerprint=factors.fingerprint, strategy=f"{factors.strategy}_pcg{steps}")  # fmt: skip
     sdt = DTYPES[score_cfg.dtype] if score_cfg.dtype != "bfloat16" else torch.float32
     for m in factors.modules:
         p = x[m].to(sdt).cpu()
@@ -441,5 +463,4 @@ def refine_queries(
         out.u[m], out.v[m] = low_rank(p, score_cfg.rank)
         if score_cfg.rerank_topk is not None:
             out.dense[m] = p
-    return RefinedQueries(out, result.residuals.cpu(), result.preconditioned.cpu(), result.seconds,
-                          cfg.products, n_fit)  # fmt: skip
+    return out
