@@ -2,6 +2,11 @@
 
     python benchmarks/bench_influence.py --arch llama --json bench.json        # full (issue 3 sizes)
     python benchmarks/bench_influence.py --quick                               # smaller, for a smoke run
+    python benchmarks/bench_influence.py --only-refine --repeat 1              # just the refine rows
+
+``refine`` rows: k EK-FAC-preconditioned CG steps (``influence.refine``) for 8 and 64 queries, both
+operator products, as a ratio to a forward+backward pass over the ``--refine-fit-seqs`` fit sequences
+the products use (the cost is per sequence, so the ratio does not depend on how many).
 
 Model: 2 layers, d_model 128, d_ff 512, vocab 1000, 64 tokens, random weights (seeded); 512 fit
 sequences, 1024 training sequences, 8 and 64 queries. The forward+backward baseline (summed CE,
@@ -120,6 +125,29 @@ def run_ours(
                 if phase == "score_total" and rank is None:
                     keep[nq] = res.total
     return factors, rows, keep
+
+
+def run_refine(model, factors, fit_b, query_sets, product_kinds, steps, bs, device):
+    """``refine`` rows: k = 1..max(steps) PCG steps (one run of max(steps) steps; the cost of k steps
+    is the query-gradient pass plus the first k step times), for every query count and product kind.
+    Returns rows (phase, queries, products, k, seconds) and the query-gradient seconds."""
+    from llm_influence.influence import RefineConfig, ScoreConfig, refine_queries
+
+    rows = []
+    for products in product_kinds:
+        for nq, qb in query_sets.items():
+            rc = RefineConfig(steps=max(steps), products=products, batch_size=bs, device=device,
+                              progress=False)  # fmt: skip
+            sc = ScoreConfig(rank=32, batch_size=bs, device=device, progress=False)
+            t = time.perf_counter()
+            ref = refine_queries(model, factors, qb, fit_b, rc, sc)
+            total = time.perf_counter() - t
+            pre = total - sum(ref.seconds)  # query gradients, EK-FAC solve and the rank-32 SVD
+            for k in steps:
+                rows.append(("refine", nq, products, k, pre + sum(ref.seconds[:k])))
+            print(f"refine {products} Q={nq}: step seconds {ref.seconds}, rest {pre:.2f}s, "
+                  f"residuals {ref.metrics()['residual_mean']}", flush=True)  # fmt: skip
+    return rows
 
 
 def run_kronfluence(
@@ -264,6 +292,21 @@ def main(argv=None) -> dict:
         help="skip the extra correlation with true labels on both sides (empirical Fisher)",
     )
     ap.add_argument("--json", default=None, help="write the rows as JSON here")
+    ap.add_argument(
+        "--refine-steps", type=int, nargs="+", default=[1, 2, 4], help="refine rows: PCG steps k"
+    )
+    ap.add_argument(
+        "--refine-products", nargs="+", default=["sampled", "gnh"], choices=["sampled", "gnh"]
+    )
+    ap.add_argument(
+        "--refine-fit-seqs",
+        type=int,
+        default=64,
+        help="fit sequences of the refine products (the ratio is to a fwd+bwd over the same ones)",
+    )
+    ap.add_argument(
+        "--only-refine", action="store_true", help="fit factors, then only the refine rows"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.fit_seqs, args.train_seqs = 64, 128
@@ -283,13 +326,25 @@ def main(argv=None) -> dict:
     fwd_bwd_seconds(model, train_b[:2])  # warm-up
     base_fit = [timed(lambda: fwd_bwd_seconds(model, fit_b), args.repeat)[1]]
     base_train = [timed(lambda: fwd_bwd_seconds(model, train_b), args.repeat)[1]]
-    _, rows, ours_scores = run_ours(
-        model, fit_b, train_b, q_b, [32, None], args.batch_size, args.device, args.repeat
-    )
+    ref_b = make_batches({k: v[: args.refine_fit_seqs] for k, v in fit_t.items()}, args.batch_size)
+    base_ref = [timed(lambda: fwd_bwd_seconds(model, ref_b), args.repeat)[1]]
+    if args.only_refine:
+        from llm_influence.influence import FitConfig, fit_factors
+
+        fcfg = FitConfig(batch_size=args.batch_size, device=args.device, progress=False)
+        factors, s_fit = timed(lambda: fit_factors(model, fit_b, fcfg), args.repeat)
+        rows, ours_scores = [("fit", None, None, s_fit)], {}
+    else:
+        factors, rows, ours_scores = run_ours(
+            model, fit_b, train_b, q_b, [32, None], args.batch_size, args.device, args.repeat
+        )
     raw = [("ours", r) for r in rows]
+    ref_rows = run_refine(model, factors, ref_b, q_b, args.refine_products, args.refine_steps,
+                          args.batch_size, args.device)  # fmt: skip
+    base_ref.append(timed(lambda: fwd_bwd_seconds(model, ref_b), args.repeat)[1])
     correlation, corr_emp, n = None, None, max(args.queries)
     have_kf = False
-    if not args.no_kronfluence:
+    if not args.no_kronfluence and not args.only_refine:
         try:
             import kronfluence  # noqa: F401
 
@@ -350,6 +405,10 @@ def main(argv=None) -> dict:
                 "ratio_to_fwd_bwd": round(s / base, 3),
             }
         )
+    br = min(base_ref)
+    for phase, nq, products, k, s in ref_rows:
+        out_rows.append({"impl": "ours", "phase": phase, "queries": nq, "rank": 32, "products": products,
+                         "steps": k, "seconds": round(s, 4), "ratio_to_fwd_bwd": round(s / br, 3)})  # fmt: skip
     result = {
         "rows": out_rows,
         "correlation": correlation,
@@ -364,6 +423,8 @@ def main(argv=None) -> dict:
             "repeat": args.repeat,
             "fwd_bwd_fit_s": round(bf, 4),
             "fwd_bwd_train_s": round(bt, 4),
+            "refine_fit_seqs": args.refine_fit_seqs,
+            "fwd_bwd_refine_fit_s": round(br, 4),
             "load_average": list(os.getloadavg()),
         },
     }
@@ -373,9 +434,10 @@ def main(argv=None) -> dict:
     )
     print(f"{'impl':12s} {'phase':12s} {'Q':>4s} {'rank':>5s} {'seconds':>9s} {'ratio':>7s}")
     for r in out_rows:
+        extra = f" {r['products']} k={r['steps']}" if r["phase"] == "refine" else ""
         print(
             f"{r['impl']:12s} {r['phase']:12s} {str(r['queries']):>4s} {str(r['rank']):>5s} "
-            f"{r['seconds']:9.2f} {r['ratio_to_fwd_bwd']:7.2f}"
+            f"{r['seconds']:9.2f} {r['ratio_to_fwd_bwd']:7.2f}{extra}"
         )
     if correlation:
         print(

@@ -7,6 +7,8 @@ Score: q = precondition_queries(model, factors, query_batches, scfg);
        scores = score_training(model, factors, q, train_batches, scfg)  (or iter_scores to stream).
 Fused (what the workflow runs): groups = build_query_groups(model, factors, query_batches, scfg);
        out = score_groups(model, factors, groups, train_batches, scfg)  -> {group: GroupScores}.
+Refine (optional): q = refine_queries(model, factors, query_batches, fit_batches, RefineConfig(steps=k),
+       scfg).queries: k steps of EK-FAC-preconditioned CG on the fit set's G + λ.
 No Snakemake imports here; the stage glue lives in llm_influence.attribution.
 """
 
@@ -17,6 +19,7 @@ from .errors import (
     InfluenceError,
     ModuleMatchError,
     NonFiniteGradientError,
+    RefinementError,
     SequenceTooLongError,
 )
 from .factors import (
@@ -42,6 +45,7 @@ from .query_groups import (
     query_gradients,
     raw,
 )
+from .refine import RefineConfig, RefinedQueries, refine_queries
 from .scoring import (
     PreconditionedQueries,
     ScoreBatch,
@@ -75,6 +79,9 @@ __all__ = [
     "ModuleMatchError",
     "NonFiniteGradientError",
     "PreconditionedQueries",
+    "RefineConfig",
+    "RefinedQueries",
+    "RefinementError",
     "ScoreBatch",
     "ScoreConfig",
     "Scores",
@@ -90,6 +97,7 @@ __all__ = [
     "make_batches",
     "model_fingerprint",
     "precondition_queries",
+    "refine_queries",
     "sample_targets",
     "score_training",
     "self_influence",

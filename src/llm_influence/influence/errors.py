@@ -25,3 +25,7 @@ class NonFiniteGradientError(FloatingPointError):
 
 class FactorMismatchError(InfluenceError):
     """Factors were fitted on a different model (fingerprint or module layout differs)."""
+
+
+class RefinementError(FloatingPointError):
+    """Conjugate gradients broke down (the operator is not positive definite for a query)."""

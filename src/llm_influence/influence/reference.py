@@ -15,6 +15,7 @@ Estimators (all return scores [Q, N] = q^T M r with the same sign convention as 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from torch import nn
 from .arguments import FitConfig, ScoreConfig
 from .factors import build_factors, compute_eigenbasis, fit_covariance, fit_eigen_correction
 from .modules import find_tracked_modules, is_conv1d, module_info
+from .refine import RefineConfig, refine_queries
 from .scoring import precondition_queries, score_training
 
 
@@ -41,7 +43,7 @@ def _param_layout(model: nn.Module, modules: list[str]):
 def _flat_grad(layout, grads_w, grads_b) -> torch.Tensor:
     parts = []
     for (_, _, info, conv), gw, gb in zip(layout, grads_w, grads_b):
-        w = gw.T if conv else gw  # [O, I]
+        w = gw.transpose(-1, -2) if conv else gw  # [..., O, I]
         if info.bias:
             w = torch.cat([w, gb.unsqueeze(-1)], dim=-1)
         parts.append(w.reshape(*w.shape[:-2], -1) if w.dim() > 2 else w.reshape(-1))
@@ -224,6 +226,32 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
 
 
 ESTIMATORS = ("exact", "block", "ekfac", "kfac", "lissa", "gradient_dot")
+_REFINED = re.compile(r"^ekfac_pcg(\d+)_(gnh|sampled)$")
+
+
+def parse_refined(name: str) -> tuple[int, str] | None:
+    """``ekfac_pcg{k}_{products}`` -> (k, products); None for any other estimator name."""
+    m = _REFINED.match(name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def _engine_factors(
+    model: nn.Module, modules: list[str], fit_batches, strategy: str, label_samples: int
+):
+    """The engine's KFAC/EK-FAC factors with ``label_samples`` label draws per fit sequence (merged)."""
+    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
+    cfg = FitConfig(strategy=strategy, dtype=dtype, factor_dtype="float64", device="cpu",
+                    module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules], progress=False)  # fmt: skip
+    cov = corr = None
+    for s in range(label_samples):  # several label draws per fit sequence, merged exactly
+        cs = fit_covariance(model, fit_batches, replace(cfg, seed=s))
+        cov = cs if cov is None else cov.merge(cs)
+    eig = compute_eigenbasis(cov)
+    if strategy == "ekfac":
+        for s in range(label_samples):
+            cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
+            corr = cr if corr is None else corr.merge(cr)
+    return build_factors(eig, corr, cfg)
 
 
 def estimator_scores(
@@ -237,9 +265,16 @@ def estimator_scores(
     label_samples: int = 4,
     lissa_depth: int = 300,
     lissa_batch: int | None = None,
+    diagnostics: dict | None = None,
+    refine_label_samples: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of each estimator, all with the same per-module damping
-    λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ)."""
+    λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ).
+
+    ``ekfac_pcg{k}_{gnh|sampled}``: EK-FAC refined by k PCG steps on the fit set (``refine.py``;
+    sampled products use ``refine_label_samples`` draws, None = the EK-FAC fit's ``label_samples``,
+    seeds from 0 so the first draws are the fit's own); their per-step
+    residuals go into ``diagnostics[name]`` when a dict is given."""
     fit_batches = train_batches if fit_batches is None else fit_batches
     modules = find_tracked_modules(model) if modules is None else modules
     slices = module_slices(model, modules)
@@ -257,6 +292,8 @@ def estimator_scores(
     out: dict[str, torch.Tensor] = {}
     secs: dict[str, float] = {}
     grams = None
+    fitted, fit_secs, runs = {}, {}, {}
+    residuals = {} if diagnostics is None else diagnostics  # refined rows: RefinedQueries.metrics()
     for est in estimators:
         t = time.perf_counter()
         if est in ("exact", "block") and grams is None:
@@ -287,34 +324,50 @@ def estimator_scores(
         elif est == "gradient_dot":
             out[est] = Gq @ Gt.T
             secs[est] = time.perf_counter() - t
-        elif est in ("ekfac", "kfac"):
+        elif est in ("ekfac", "kfac") or parse_refined(est) is not None:
+            refined = parse_refined(est)
+            kind = "ekfac" if refined else est
+            fit_now = kind not in fitted
+            if fit_now:  # refined rows reuse EK-FAC's factors (every row counts the fit time)
+                t_fit = time.perf_counter()
+                fitted[kind] = _engine_factors(model, modules, fit_batches, kind, label_samples)
+                fitted[kind].damping = dict(damp_by_module)
+                fit_secs[kind] = time.perf_counter() - t_fit
+            fac = fitted[kind]
             dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-            cfg = FitConfig(
-                strategy=est,
-                dtype=dtype,
-                factor_dtype="float64",
-                device="cpu",
-                module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules],
-                progress=False,
-            )
-            cov = corr = None
-            for s in range(label_samples):  # several label draws per fit sequence, merged exactly
-                c = replace(cfg, seed=s)
-                cs = fit_covariance(model, fit_batches, c)
-                cov = cs if cov is None else cov.merge(cs)
-            eig = compute_eigenbasis(cov)
-            if est == "ekfac":
-                for s in range(label_samples):
-                    cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
-                    corr = cr if corr is None else corr.merge(cr)
-            fac = build_factors(eig, corr, cfg)
-            fac.damping = dict(damp_by_module)
             sc = ScoreConfig(rank=None, dtype=dtype, device="cpu", progress=False, per_token=False)
-            q = precondition_queries(model, fac, query_batches, sc)
+            extra = 0.0 if fit_now else fit_secs[kind]
+            if refined is None:
+                q = precondition_queries(model, fac, query_batches, sc)
+            else:  # one PCG run per product kind serves every k (row time: its first k steps)
+                steps, products = refined
+                if products not in runs:
+                    ks = [
+                        parse_refined(e)[0]
+                        for e in estimators
+                        if (parse_refined(e) or (0, ""))[1] == products
+                    ]
+                    draws = label_samples if refine_label_samples is None else refine_label_samples
+                    rc = RefineConfig(steps=max(ks), products=products, label_samples=draws,
+                                      batch_size=16, dtype=dtype, device="cpu", progress=False)  # fmt: skip
+                    runs[products] = refine_queries(
+                        model, fac, query_batches, fit_batches, rc, sc, also_steps=ks
+                    )
+                ref = runs[products]
+                q = ref.at[steps]
+                m = ref.metrics()
+                residuals[est] = {**m, "steps": steps, "residual_mean": m["residual_mean"][: steps + 1],
+                                  "residual_max": m["residual_max"][: steps + 1],
+                                  "preconditioned_residual_mean": m["preconditioned_residual_mean"][: steps + 1],
+                                  "step_seconds": m["step_seconds"][:steps]}  # fmt: skip
+                t = time.perf_counter()  # scoring only; the refinement's share is added below
+                extra = fit_secs[kind] + ref.setup_seconds + sum(ref.seconds[:steps])
             out[est] = score_training(model, fac, q, train_batches, sc).total.double()
-            secs[est] = time.perf_counter() - t
+            secs[est] = time.perf_counter() - t + extra
         else:
-            raise ValueError(f"unknown estimator {est!r}; choose from {ESTIMATORS}")
+            raise ValueError(
+                f"unknown estimator {est!r}; choose from {ESTIMATORS} or ekfac_pcg<k>_<gnh|sampled>"
+            )
     return out, secs
 
 
@@ -337,3 +390,36 @@ def compare_estimators(
         p, s = _corr(scores[e], scores[reference])
         rows.append({"estimator": e, "pearson": p, "spearman": s, "seconds": secs[e]})
     return pd.DataFrame(rows)
+
+
+def dense_preconditioner(factors, modules: list[str]) -> torch.Tensor:
+    """[P, P] block-diagonal matrix of the factors' damped inverse Q_S[(Q_Sᵀ V Q_A) ⊘ (Λ+λ)]Q_Aᵀ,
+    built as (Q_S ⊗ Q_A) diag(1/(Λ+λ)) (Q_S ⊗ Q_A)ᵀ in the row-major DW layout."""
+    blocks = []
+    for m in modules:
+        qs, qa = factors.q_s[m].double(), factors.q_a[m].double()
+        basis = torch.kron(qs, qa)  # vec_row(Q_S X Q_Aᵀ) = (Q_S ⊗ Q_A) vec_row(X)
+        inv = 1.0 / (factors.lam[m].double().flatten() + factors.damping[m])
+        blocks.append(basis @ torch.diag(inv) @ basis.T)
+    return torch.block_diag(*blocks)
+
+
+def dense_pcg(A: torch.Tensor, Minv: torch.Tensor, B: torch.Tensor, steps: int) -> torch.Tensor:
+    """Textbook preconditioned CG from x₀ = 0, one right-hand side (column of B [P, Q]) at a time."""
+    out = torch.zeros_like(B)
+    for q in range(B.shape[1]):
+        b = B[:, q]
+        x = torch.zeros_like(b)
+        r = b.clone()
+        z = Minv @ r
+        p = z.clone()
+        for _ in range(steps):
+            ap = A @ p
+            alpha = (r @ z) / (p @ ap)
+            x = x + alpha * p
+            r_new = r - alpha * ap
+            z_new = Minv @ r_new
+            p = z_new + ((r_new @ z_new) / (r @ z)) * p
+            r, z = r_new, z_new
+        out[:, q] = x
+    return out

@@ -49,20 +49,26 @@ def mean_correlations(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
 
 
 def task_scores(
-    task: Task, cfg: ValidationConfig, seed: int = 0
+    task: Task, cfg: ValidationConfig, seed: int = 0, diagnostics: dict | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of the exact damped GNH and of every estimator, with their wall times (s).
 
     Cross-entropy tasks: ``reference.estimator_scores`` for exact, block, ekfac, kfac and
     gradient_dot; LiSSA with the same rows, damping and recursion (:func:`mse.lissa`, which forms
-    the GNH once instead of two memory-bound passes over the rows per step)."""
-    ests = ("exact", *ESTIMATORS)
+    the GNH once instead of two memory-bound passes over the rows per step). Refined EK-FAC rows
+    (``ekfac_pcg{k}_{products}``, ``cfg.refine_steps`` × ``cfg.refine_products``) put their per-step
+    residuals in ``diagnostics`` (cross-entropy tasks)."""
+    ests = ("exact", *cfg.estimators())
+    if tracked_params(task.model, task.modules) > cfg.lissa_max_params:
+        ests = tuple(e for e in ests if e != "lissa")  # 300 R·x steps: minutes at 8k parameters
     if task.loss == "mse":
         return mse_estimator_scores(task.model, task.modules, task.x_train, task.y_train, task.x_query, task.y_query,
-                                    estimators=ests, damping_scale=cfg.damping_scale, lissa_depth=cfg.lissa_depth, seed=seed)  # fmt: skip
+                                    estimators=ests, damping_scale=cfg.damping_scale, lissa_depth=cfg.lissa_depth, seed=seed,
+                                    label_samples=cfg.refine_label_samples)  # fmt: skip
     engine = tuple(e for e in ests if e != "lissa")
     scores, secs = estimator_scores(task.model, task.train_batches, task.query_batches, estimators=engine, modules=task.modules,
-                                    damping_scale=cfg.damping_scale, label_samples=cfg.label_samples)  # fmt: skip
+                                    damping_scale=cfg.damping_scale, label_samples=cfg.label_samples,
+                                    diagnostics=diagnostics, refine_label_samples=cfg.refine_label_samples)  # fmt: skip
     if "lissa" in ests:
         t = time.perf_counter()
         R, n = gnh_rows(task.model, task.modules, task.train_batches)
@@ -80,7 +86,9 @@ def correlation_table(
     task_name: str, scores: dict[str, torch.Tensor], secs: dict[str, float]
 ) -> pd.DataFrame:
     rows = []
-    for est in ESTIMATORS:
+    for est in [*ESTIMATORS, *sorted(e for e in scores if e.startswith("ekfac_pcg"))]:
+        if est not in scores:  # LiSSA is skipped on the larger tasks (lissa_max_params)
+            continue
         p, s = mean_correlations(scores[est], scores["exact"])
         rows.append(
             {"task": task_name, "estimator": est, "pearson": p, "spearman": s, "seconds": secs[est]}

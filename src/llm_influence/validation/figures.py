@@ -21,7 +21,7 @@ LABELS = {
 
 def estimator_bars(table: pd.DataFrame) -> Figure:
     """Pearson correlation with the exact damped GNH influence, per estimator and task."""
-    d = table[table["estimator"] != "exact"].copy()
+    d = table[table["estimator"].isin(ORDER)].copy()
     d["estimator"] = pd.Categorical(
         d["estimator"].map(LABELS), [LABELS[e] for e in ORDER if e in set(d["estimator"])]
     )
@@ -79,4 +79,51 @@ def rank_curve(rank_table: pd.DataFrame, full_rank: int) -> Figure:
         ax.set_xlabel("rank r of each module's preconditioned query gradient (log₂ scale)")
         ax.set_ylabel("correlation with full rank (unitless)")
         ax.legend(loc="lower right")
+    return fig
+
+
+def refine_curve(table: pd.DataFrame) -> Figure:
+    """Pearson with exact against the number of PCG steps (0 = EK-FAC), per task and product kind;
+    the exact per-module block as a dotted reference line."""
+    from llm_influence.influence.reference import parse_refined
+
+    rows = []
+    for r in table.itertuples():
+        parsed = parse_refined(r.estimator)
+        if parsed is not None:
+            rows.append(
+                {"task": r.task, "products": parsed[1], "steps": parsed[0], "pearson": r.pearson}
+            )
+    d = pd.DataFrame(rows)
+    tasks = list(dict.fromkeys(d["task"]))
+    with styled():
+        fig = Figure(figsize=(2.6 * len(tasks), 3.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(tasks), sharey=True))
+        for ax, task in zip(axes, tasks):
+            ek = float(
+                table.loc[
+                    (table["task"] == task) & (table["estimator"] == "ekfac"), "pearson"
+                ].iloc[0]
+            )
+            for products, marker in (("gnh", "o"), ("sampled", "s")):
+                sub = d[(d["task"] == task) & (d["products"] == products)].sort_values("steps")
+                if len(sub):
+                    ax.plot(
+                        [0, *sub["steps"]],
+                        [ek, *sub["pearson"]],
+                        marker=marker,
+                        label=f"{products} products",
+                    )
+            block = table.loc[(table["task"] == task) & (table["estimator"] == "block"), "pearson"]
+            if len(block):
+                ax.axhline(
+                    float(block.iloc[0]), color="grey", ls=":", lw=1, label="exact per-module block"
+                )
+            ax.set_title(task, fontsize=8)
+            ax.set_xlabel("PCG steps (0 = EK-FAC)")
+        axes[0].set_ylabel("Pearson r with exact (unitless)")
+        axes[-1].legend(loc="lower right", fontsize=6)
+        fig.suptitle(
+            "EK-FAC refined by preconditioned CG vs the exact damped GNH influence", fontsize=9
+        )
     return fig

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from llm_influence.influence.reference import dense_pcg, parse_refined
+
 
 def damped_solve(R: torch.Tensor, n: int, damp: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """(Rᵀ R / n + diag(damp))⁻¹ X for X [P, Q]; Woodbury when R has fewer rows than columns."""
@@ -107,6 +109,26 @@ def _ihvp_eigen(
     return QS @ (rot / (lam + damp)) @ QA.T
 
 
+def _eigen_blocks(a_t, s_t, lam_m, n: int, est: str) -> list[tuple]:
+    """(Q_S, Q_A, Λ, λ) per module: KFAC (Λ = e_S e_Aᵀ) or EK-FAC (Λ = E[(Q_Sᵀ s āᵀ Q_A)²])."""
+    out = []
+    for a, s, lam in zip(a_t, s_t, lam_m):
+        eA, QA = torch.linalg.eigh(a.T @ a / n)
+        eS, QS = torch.linalg.eigh(s.T @ s / n)
+        if est == "kfac":
+            Lam = eS[:, None] * eA[None, :]
+        else:
+            Lam = ((s @ QS)[:, :, None] * (a @ QA)[:, None, :]).pow(2).mean(0)  # [O, I]
+        out.append((QS, QA, Lam, lam))
+    return out
+
+
+def _dense_eigen_inverse(QS, QA, Lam, damp: float) -> torch.Tensor:
+    """The block of (Q_S ⊗ Q_A) diag(1/(Λ+λ)) (Q_S ⊗ Q_A)ᵀ in the row-major layout."""
+    basis = torch.kron(QS, QA)
+    return basis @ torch.diag(1.0 / (Lam.flatten() + damp)) @ basis.T
+
+
 def mse_estimator_scores(
     model: nn.Module,
     modules: list[str],
@@ -118,8 +140,14 @@ def mse_estimator_scores(
     damping_scale: float = 0.1,
     lissa_depth: int = 300,
     seed: int = 0,
+    label_samples: int = 4,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Scores [Q, N] of each estimator (sign convention of the engine: ∇L_qᵀ (G + λ)⁻¹ ∇L_n)."""
+    """Scores [Q, N] of each estimator (sign convention of the engine: ∇L_qᵀ (G + λ)⁻¹ ∇L_n).
+
+    ``ekfac_pcg{k}_{gnh|sampled}``: k steps of CG on (G + λ) preconditioned by this EK-FAC
+    (``reference.dense_pcg``); ``gnh`` uses G = JᵀJ/N, ``sampled`` the sampled-label estimate
+    Σ ε² J Jᵀ / (N · draws) with ε ~ N(0, 1) (the pseudo-gradient ε J of y ~ N(f, 1)), ``label_samples``
+    seeded draws per example."""
     model.eval()
     t0 = time.perf_counter()
     f_t, a_t, s_t = per_example_factors(model, modules, x_train)
@@ -162,19 +190,25 @@ def mse_estimator_scores(
             secs[est] = time.perf_counter() - t
         elif est in ("kfac", "ekfac"):
             pre = torch.zeros_like(Gq)
-            for sl, a, s, lam in zip(slices, a_t, s_t, lam_m):
-                A = a.T @ a / n
-                S = s.T @ s / n
-                eA, QA = torch.linalg.eigh(A)
-                eS, QS = torch.linalg.eigh(S)
-                if est == "kfac":
-                    Lam = eS[:, None] * eA[None, :]
-                else:
-                    Lam = ((s @ QS)[:, :, None] * (a @ QA)[:, None, :]).pow(2).mean(0)  # [O, I]
-                V = Gq[:, sl].reshape(len(Gq), s.shape[1], a.shape[1])
-                pre[:, sl] = _ihvp_eigen(V, QS, QA, Lam, lam).reshape(len(Gq), -1)
+            for sl, blk in zip(slices, _eigen_blocks(a_t, s_t, lam_m, n, est)):
+                V = Gq[:, sl].reshape(len(Gq), blk[0].shape[0], blk[1].shape[0])
+                pre[:, sl] = _ihvp_eigen(V, *blk).reshape(len(Gq), -1)
             out[est] = pre @ Gt.T
             secs[est] = time.perf_counter() - t + t_rows  # the pass that gives ā and s
+        elif parse_refined(est) is not None:
+            steps, products = parse_refined(est)
+            Minv = torch.block_diag(
+                *(_dense_eigen_inverse(*blk) for blk in _eigen_blocks(a_t, s_t, lam_m, n, "ekfac"))
+            )
+            if products == "gnh":
+                A = R.T @ R / n
+            else:
+                gen = torch.Generator().manual_seed(seed)
+                eps2 = (torch.randn(label_samples, n, generator=gen, dtype=R.dtype) ** 2).sum(0)
+                A = (R * eps2[:, None]).T @ R / (n * label_samples)
+            A = A + torch.diag(damp)
+            out[est] = dense_pcg(A, Minv, Gq.T, steps).T @ Gt.T
+            secs[est] = time.perf_counter() - t + t_rows
         else:
             raise ValueError(f"unknown estimator {est!r}")
     return out, secs

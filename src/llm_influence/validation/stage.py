@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 
+from llm_influence.influence.reference import parse_refined
 from llm_influence.studies.figures import save_figure
 from llm_influence.utils.io import atomic_path, write_json
 from llm_influence.workflow.context import StageContext
 
 from .compare import correlation_table, max_rank, rank_study, task_scores, tracked_params
-from .config import ValidationConfig
-from .figures import ekfac_scatter, estimator_bars, rank_curve
+from .config import LM_TASKS, ValidationConfig, refined_name
+from .figures import ekfac_scatter, estimator_bars, rank_curve, refine_curve
 from .tasks import Task, build_task
 
 
@@ -72,6 +73,7 @@ def _summary(table, rank_table) -> dict[str, Any]:
         if "lm" in piv.index:
             out[f"{est}_pearson_lm"] = float(piv.loc["lm", est])
     out["ekfac_beats_gradient_dot"] = bool((piv["ekfac"] > piv["gradient_dot"]).all())
+    out.update(_refine_summary(piv))
     ranks = rank_table["rank"].tolist()
     r = 32 if 32 in ranks else max(ranks)
     out["rank32_pearson"] = float(rank_table.loc[rank_table["rank"] == r, "pearson"].iloc[0])
@@ -79,6 +81,32 @@ def _summary(table, rank_table) -> dict[str, Any]:
     out["rank32_effective_rank"] = int(
         rank_table.loc[rank_table["rank"] == r, "effective_rank"].iloc[0]
     )
+    return out
+
+
+def _refine_summary(piv) -> dict[str, Any]:
+    """Refined EK-FAC (the most PCG steps run) against EK-FAC, per LM task and product kind: Pearson,
+    the share of EK-FAC's gap to exact that it closes, and whether it beats the per-module block."""
+    refined = [c for c in piv.columns if parse_refined(c) is not None]
+    if not refined:
+        return {}
+    steps = max(parse_refined(c)[0] for c in refined)
+    out: dict[str, Any] = {"refine_steps_reported": steps, "refine_tasks": []}
+    closer = []
+    for task in [t for t in LM_TASKS if t in piv.index]:
+        out["refine_tasks"].append(task)
+        ek = float(piv.loc[task, "ekfac"])
+        for products in ("gnh", "sampled"):
+            col = refined_name(steps, products)
+            if col not in piv.columns:
+                continue
+            p = float(piv.loc[task, col])
+            out[f"{col}_pearson_{task}"] = p
+            out[f"{col}_gap_closed_{task}"] = (p - ek) / (1 - ek) if ek < 1 else math.nan
+            out[f"{col}_beats_block_{task}"] = bool(p > float(piv.loc[task, "block"]))
+            if products == "gnh":
+                closer.append(p > ek)
+    out["refined_closer_than_ekfac"] = bool(closer) and all(closer)
     return out
 
 
@@ -95,12 +123,15 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
             t = time.perf_counter()
             task = build_task(name, cfg, ctx.seed)
             t_build = time.perf_counter() - t
-            scores, secs = task_scores(task, cfg, seed=ctx.seed)
+            diagnostics: dict[str, Any] = {}
+            scores, secs = task_scores(task, cfg, seed=ctx.seed, diagnostics=diagnostics)
             tab = correlation_table(name, scores, secs)
             tables.append(tab)
             per_task[name] = {
                 "pearson": {r.estimator: float(r.pearson) for r in tab.itertuples()},
                 "spearman": {r.estimator: float(r.spearman) for r in tab.itertuples()},
+                "seconds": {r.estimator: float(r.seconds) for r in tab.itertuples()},
+                "refine_residuals": diagnostics,
                 "tracked_params": tracked_params(task.model, task.modules),
                 "train_seconds": t_build,
                 **{k: v for k, v in task.info.items()},
@@ -123,6 +154,8 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
         with atomic_path(out / "rank_correlation.csv") as tmp:
             rank_table.assign(model=rank_task.name).to_csv(tmp, index=False, float_format="%.6g")
         save_figure(estimator_bars(table), out / "estimators.png")
+        if table["estimator"].str.startswith("ekfac_pcg").any():
+            save_figure(refine_curve(table), out / "refine.png")
         if lm_scores is not None:
             p = per_task["lm"]["pearson"]["ekfac"]
             save_figure(

@@ -155,22 +155,43 @@ def markov_sequences(
     return seqs
 
 
-def tiny_neox(cfg: ValidationConfig, seed: int) -> nn.Module:
+def tiny_neox(cfg: ValidationConfig, seed: int, hidden: int | None = None,
+              intermediate: int | None = None, layers: int | None = None) -> nn.Module:  # fmt: skip
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     torch.manual_seed(seed)
-    conf = GPTNeoXConfig(vocab_size=cfg.lm_vocab, hidden_size=cfg.lm_hidden, intermediate_size=cfg.lm_intermediate,
-                         num_hidden_layers=cfg.lm_layers, num_attention_heads=4, max_position_embeddings=max(16, cfg.lm_seq_len),
+    conf = GPTNeoXConfig(vocab_size=cfg.lm_vocab, hidden_size=hidden or cfg.lm_hidden, intermediate_size=intermediate or cfg.lm_intermediate,
+                         num_hidden_layers=layers or cfg.lm_layers, num_attention_heads=4, max_position_embeddings=max(16, cfg.lm_seq_len),
                          hidden_act="gelu", use_parallel_residual=True, tie_word_embeddings=False,
                          attn_implementation="eager", bos_token_id=0, eos_token_id=0, pad_token_id=0)  # fmt: skip
     return GPTNeoXForCausalLM(conf)
 
 
-def make_lm(cfg: ValidationConfig, seed: int) -> Task:
+def tiny_llama(
+    cfg: ValidationConfig, seed: int, hidden: int, intermediate: int, layers: int
+) -> nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    conf = LlamaConfig(vocab_size=cfg.lm_vocab, hidden_size=hidden, intermediate_size=intermediate,
+                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                       max_position_embeddings=max(16, cfg.lm_seq_len), tie_word_embeddings=False,
+                       attn_implementation="eager", bos_token_id=0, eos_token_id=0, pad_token_id=0)  # fmt: skip
+    return LlamaForCausalLM(conf)
+
+
+WIDE_LAYERS = (
+    2  # the wide tasks: 2-layer GPT-NeoX and Llama, hidden wide_hidden, MLP wide_intermediate
+)
+
+
+def _lm_task(
+    name: str, model: nn.Module, modules: list[str], cfg: ValidationConfig, seed: int
+) -> Task:
+    """Train ``model`` on the Markov language (Adam, batch 32), score its first lm_score_sequences."""
     n, q, T = cfg.lm_pretrain_sequences, cfg.n_queries, cfg.lm_seq_len
     seqs = markov_sequences(n + q, T, cfg.lm_vocab, seed)
     train, queries = seqs[:n], seqs[n:]
-    model = tiny_neox(cfg, seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
@@ -198,17 +219,40 @@ def make_lm(cfg: ValidationConfig, seed: int) -> Task:
     qlab = queries.clone()
     qlab[:, : T // 2] = -100  # prompt = first half
     query_b = [{"input_ids": queries, "attention_mask": torch.ones_like(queries), "labels": qlab}]
-    modules = [
-        f"gpt_neox.layers.{i}.mlp.{m}"
-        for i in range(cfg.lm_layers)
-        for m in ("dense_h_to_4h", "dense_4h_to_h")
-    ]
-    return Task("lm", "ce", model, modules, train_b, query_b,
+    return Task(name, "ce", model, modules, train_b, query_b,
                 info={"train_loss": float(loss.detach()), "query_loss": held, "n_train": k, "n_queries": q,
                       "vocab": cfg.lm_vocab, "seq_len": T})  # fmt: skip
 
 
-BUILDERS = {"regression": make_regression, "classifier": make_classifier, "lm": make_lm}
+def _neox_modules(layers: int) -> list[str]:
+    return [
+        f"gpt_neox.layers.{i}.mlp.{m}"
+        for i in range(layers)
+        for m in ("dense_h_to_4h", "dense_4h_to_h")
+    ]
+
+
+def make_lm(cfg: ValidationConfig, seed: int) -> Task:
+    return _lm_task("lm", tiny_neox(cfg, seed), _neox_modules(cfg.lm_layers), cfg, seed)
+
+
+def make_neox_wide(cfg: ValidationConfig, seed: int) -> Task:
+    model = tiny_neox(cfg, seed, cfg.wide_hidden, cfg.wide_intermediate, WIDE_LAYERS)
+    return _lm_task("neox_wide", model, _neox_modules(WIDE_LAYERS), cfg, seed)
+
+
+def make_llama_wide(cfg: ValidationConfig, seed: int) -> Task:
+    model = tiny_llama(cfg, seed, cfg.wide_hidden, cfg.wide_intermediate, WIDE_LAYERS)
+    modules = [
+        f"model.layers.{i}.mlp.{m}"
+        for i in range(WIDE_LAYERS)
+        for m in ("gate_proj", "up_proj", "down_proj")
+    ]
+    return _lm_task("llama_wide", model, modules, cfg, seed)
+
+
+BUILDERS = {"regression": make_regression, "classifier": make_classifier, "lm": make_lm,
+            "neox_wide": make_neox_wide, "llama_wide": make_llama_wide}  # fmt: skip
 
 
 def build_task(name: str, cfg: ValidationConfig, seed: int) -> Task:
