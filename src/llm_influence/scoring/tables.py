@@ -12,10 +12,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from llm_influence.scoring.estimators import TABLE_FILE
 from llm_influence.utils.io import load_tensors, save_tensors, write_json, write_parquet
 
 SHARD_FILE = "shard.safetensors"
-TABLE_FILE = "scores.safetensors"
 
 
 def write_shard(
