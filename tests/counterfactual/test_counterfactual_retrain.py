@@ -13,7 +13,7 @@ from scoring_fixtures import run
 
 import llm_influence.models.train as train_mod
 from llm_influence.counterfactual.measure import completion_logprobs
-from llm_influence.counterfactual.subsets import keep_rows, subset_documents
+from llm_influence.counterfactual.subsets import subset_documents
 from llm_influence.models.loading import load_model, load_tokenizer
 from llm_influence.models.spec import TrainSpec
 from llm_influence.models.train import train_from_scratch
