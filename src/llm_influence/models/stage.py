@@ -23,12 +23,11 @@ from llm_influence.models import tokenizer as tok
 from llm_influence.models.loading import load_model, load_tokenizer
 from llm_influence.models.spec import TokenizerSpec, TrainSpec
 from llm_influence.models.train import (
-    build_model,
     count_params,
     fact_recall,
     heldout_loss,
     plot_loss_curve,
-    pretrain,
+    train_from_scratch,
 )
 from llm_influence.utils.io import save_tensors, write_json, write_text
 from llm_influence.utils.seeding import resolve_device, seed_everything
@@ -160,11 +159,8 @@ def pretrain_model(ctx: StageContext) -> dict[str, Any]:
             raise ValueError(
                 f"pretrain.models.{name}.max_position={spec.max_position} is shorter than tokenizer.seq_len={meta['seq_len']}"
             )
-        model = build_model(spec, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
-        if recipe.dtype == "bfloat16":
-            model = model.to(torch.bfloat16)
-        train_log, eval_log = pretrain(
-            model, train, heldout, recipe, ctx.seed, device, desc=f"pretrain {name}"
+        model, train_log, eval_log = train_from_scratch(
+            spec, recipe, tokenizer, train, heldout, ctx.seed, device, desc=f"pretrain {name}"
         )
         initial = float(eval_log["heldout_loss"].iloc[0])
         final_train = float(

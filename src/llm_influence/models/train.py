@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from llm_influence.models.spec import ModelSpec, TrainSpec
+from llm_influence.utils.seeding import seed_everything
 
 
 def build_model(
@@ -194,6 +195,30 @@ def pretrain(
     eval_log = pd.DataFrame(eval_rows, columns=["step", "tokens", "heldout_loss"])
     train_log.attrs["seconds"] = time.perf_counter() - start_time
     return train_log, eval_log
+
+
+def train_from_scratch(
+    spec: ModelSpec,
+    recipe: TrainSpec,
+    tokenizer,
+    train: dict[str, torch.Tensor],
+    heldout: dict[str, torch.Tensor],
+    seed: int,
+    device: torch.device | str = "cpu",
+    desc: str = "pretrain",
+) -> tuple[nn.Module, pd.DataFrame, pd.DataFrame]:
+    """The workflow's pretraining recipe: a fresh model from ``spec`` trained on ``train``.
+
+    The one code path of the ``pretrain`` rule and of the counterfactual retrainings (which pass a
+    subset of the rows): seeding, initialisation, dtype and loop are the same, so a retraining on
+    every row reproduces the pretrained weights bit for bit. Returns (model, train_log, eval_log).
+    """
+    seed_everything(seed)
+    model = build_model(spec, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
+    if recipe.dtype == "bfloat16":
+        model = model.to(torch.bfloat16)
+    train_log, eval_log = pretrain(model, train, heldout, recipe, seed, device, desc=desc)
+    return model, train_log, eval_log
 
 
 def plot_loss_curve(train_log: pd.DataFrame, eval_log: pd.DataFrame, title: str):
