@@ -39,7 +39,11 @@ def diff_values(a: Any, b: Any, where: str, rtol: float) -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{where}: length {len(a)} != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_values(x, y, f"{where}[{i}]", rtol)]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b))
+            for d in diff_values(x, y, f"{where}[{i}]", rtol)
+        ]
     numbers = (int, float)
     if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
         if math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) or (a != a and b != b):

@@ -1,5 +1,5 @@
 """Session fixture: the smoke corpus, tokenizer, tokenised set, queries and a tiny model trained for
-a few steps, built with the real stage entry points (tests/scoring/scoring_fixtures.py)."""
+a few steps, built with the real stage entry points (tests/attribution/attribution_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "attribution"))
 
-from scoring_fixtures import run, smoke_config  # noqa: E402
+from attribution_fixtures import run, smoke_config  # noqa: E402
 
 STEPS = 12  # enough to move the weights; every test compares runs of the same recipe
 

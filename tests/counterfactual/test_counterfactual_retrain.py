@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scoring_fixtures import run
+from attribution_fixtures import run
 
 import llm_influence.models.train as train_mod
 from llm_influence.counterfactual.measure import completion_logprobs
