@@ -37,7 +37,7 @@ def tfidf_scores(tfidf_dir: str | Path, queries: list[str], doc_id: np.ndarray) 
 
 def load_estimators(table_dir: str | Path, tfidf_dir: str | Path | None = None) -> Estimators:
     """Estimators of ``table_dir`` (``estimator_tables``) plus ``tfidf`` when ``tfidf_dir`` is given."""
-    from llm_influence.scoring.estimators import TABLE_FILE, estimator_tables
+    from llm_influence.attribution.estimators import TABLE_FILE, estimator_tables
 
     tensors, _ = load_arrays(Path(table_dir) / TABLE_FILE)
     doc_id = tensors["doc_id"].astype(np.int64)
