@@ -26,9 +26,9 @@ from torch import nn
 
 from .arguments import ScoreConfig
 from .errors import FactorMismatchError
-from .factors import Factors, check_factors, setup_device
-from .modules import ModuleInfo, Tracker, context_length, iterate, prepare_batch
-from .scoring import PreconditionedQueries
+from .factors import Factors
+from .modules import ModuleInfo, context_length, iterate, prepare_batch
+from .scoring import PreconditionedQueries, prepare_pass
 from .topk import StreamingTopK, TopK
 
 DENSE_BUDGET = 1 << 30  # bytes of dense query rows (all modules) the dense_seq contraction may hold
@@ -192,14 +192,7 @@ def score_groups(
         raise ValueError(
             f"candidates must be a [Q={nq}, N] bool mask, got {tuple(candidates.shape)}"
         )
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    tracker = Tracker(model, factors.modules, acdt)
-    if tracker.infos != factors.infos:
-        raise FactorMismatchError(
-            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
-        )
+    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg)
     elem = torch.finfo(cdt).bits // 8
     modes = _plans(tracker.infos, qlist, contraction, elem)
     mats = _pass_mats(qlist, modes, dev, cdt)

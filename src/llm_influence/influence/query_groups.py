@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from .arguments import ScoreConfig
-from .errors import FactorMismatchError
-from .factors import Factors, check_factors, setup_device
-from .modules import Tracker, check_nonempty, context_length, iterate, prepare_batch
-from .scoring import PreconditionedQueries, low_rank
+from .factors import Factors, setup_device
+from .modules import check_nonempty, context_length, iterate, prepare_batch
+from .scoring import PreconditionedQueries, low_rank, prepare_pass
 
 
 @dataclass
@@ -62,14 +61,7 @@ def query_gradients(
     model: nn.Module, factors: Factors, query_batches: Iterable, cfg: ScoreConfig
 ) -> dict[str, torch.Tensor]:
     """Per-module query gradients DQ [Q, O, I] (compute dtype, scoring device), all queries."""
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    tracker = Tracker(model, factors.modules, acdt)
-    if tracker.infos != factors.infos:
-        raise FactorMismatchError(
-            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
-        )
+    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg)
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     nq, ctx = 0, context_length(model)
     with tracker:

@@ -130,12 +130,17 @@ class Scores:
 
 
 # ----------------------------------------------------------------------------------------------
-def _prepare(model: nn.Module, factors: Factors, cfg: ScoreConfig):
+def prepare_pass(model: nn.Module, factors: Factors, cfg: ScoreConfig):
     """Shared set-up of the scoring passes: fingerprint check, device/dtypes, context, hooks."""
     if cfg.check_fingerprint:
         check_factors(model, factors)
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    return dev, cdt, acdt, context_length(model), Tracker(model, factors.modules, acdt)
+    tracker = Tracker(model, factors.modules, acdt)
+    if tracker.infos != factors.infos:
+        raise FactorMismatchError(
+            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
+        )
+    return dev, cdt, acdt, context_length(model), tracker
 
 
 def precondition_queries(
@@ -143,12 +148,8 @@ def precondition_queries(
 ) -> PreconditionedQueries:
     """Query gradients (summed CE over completion tokens), preconditioned, optionally rank-r per module."""
     cfg = cfg or ScoreConfig()
-    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
     fac = factors.to(dev, cdt)
-    if tracker.infos != factors.infos:
-        raise FactorMismatchError(
-            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
-        )
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     nq = 0
     with tracker:
@@ -292,11 +293,7 @@ def iter_scores(
         raise FactorMismatchError(
             "queries were preconditioned with other factors (fingerprint/modules differ)"
         )
-    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
-    if tracker.infos != factors.infos:
-        raise FactorMismatchError(
-            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
-        )
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
     per_token = cfg.per_token
     if _force_dense:
         modes = {i.name: ("dense_token" if per_token else "dense_seq") for i in tracker.infos}
@@ -408,7 +405,7 @@ def self_influence(
 ) -> torch.Tensor:
     """score(m, m) = Σ_modules DW_m^T (G+λ)^-1 DW_m for every sequence -> [N]."""
     cfg = cfg or ScoreConfig()
-    dev, cdt, acdt, ctx, tracker = _prepare(model, factors, cfg)
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
     fac = factors.to(dev, cdt)
     out = []
     with tracker:
