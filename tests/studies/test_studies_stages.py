@@ -139,7 +139,8 @@ def test_study_without_its_queries_writes_placeholder(artifacts, tmp_path):
     q[q["name"] != "shutdown"].to_parquet(qdir / "queries.parquet", index=False)
     out = tmp_path / "roleplay"
     out.mkdir()
-    ctx = StageContext(rule="roleplay", config={"seed": 0, "models": ["tiny", "small"], "studies": {}},
+    studies = _studies_conftest().STUDIES_CFG  # a complete studies block (no defaults in the code)
+    ctx = StageContext(rule="roleplay", config={"seed": 0, "models": ["tiny", "small"], "studies": studies},
                        input={**artifacts, "queries": qdir}, output={"study": out})  # fmt: skip
     m = stage.roleplay(ctx)
     assert m["skipped"] == "no role-play queries"

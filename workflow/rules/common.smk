@@ -15,6 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
+from llm_influence.studies import registry as study_registry
+
 PACKAGE_ROOT = Path("src/llm_influence")
 
 # Library files every stage runs through (runner, context, provenance, io, seeding) and the

@@ -1,17 +1,12 @@
 # Studies: each turns the per-model score tables into figures, a metrics.json and tidy tables
 # under results/studies/<study>/, registered in the Snakemake report; `summary` puts the paper's
-# claims beside our numbers in results/summary.md.
+# claims beside our numbers in results/summary.md. The list of studies is
+# llm_influence.studies.registry.STUDIES (one place; see docs/workflow.md "Adding a stage").
 
-STUDY_ENTRIES = {
-    "sparsity": "llm_influence.studies.stage:sparsity",
-    "scale": "llm_influence.studies.stage:scale",
-    "crosslingual": "llm_influence.studies.stage:crosslingual",
-    "roleplay": "llm_influence.studies.stage:roleplay",
-    "orderflip": "llm_influence.studies.stage:orderflip",
-    "layers": "llm_influence.studies.stage:layers",
-    "tokens": "llm_influence.studies.stage:tokens",
-    "memorisation": "llm_influence.studies.stage:memorisation",
-}
+SHARED_STUDIES = list(
+    study_registry.SHARED
+)  # run by `rule study` over the score tables
+ALL_STUDIES = list(study_registry.NAMES)  # every study the summary reads
 
 
 rule study:
@@ -33,14 +28,14 @@ rule study:
     log:
         "logs/study/{study}.log",
     wildcard_constraints:
-        study="|".join(STUDY_ENTRIES),
+        study="|".join(SHARED_STUDIES),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
     params:
-        entry=lambda wc: STUDY_ENTRIES[wc.study],
+        entry=lambda wc: f"llm_influence.studies.stage:{wc.study}",
         config=lambda wc: config_params("studies") | {"models": config["models"]},
         metrics=["headline.json"],
     script:
@@ -79,7 +74,7 @@ rule validation:
 
 rule summary:
     input:
-        studies=expand("results/studies/{study}", study=[*STUDY_ENTRIES, "validation"]),
+        studies=expand("results/studies/{study}", study=ALL_STUDIES),
         code=code_files("studies"),
     output:
         summary=report(

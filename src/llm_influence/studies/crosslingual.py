@@ -9,12 +9,31 @@ paper finds it near zero for the smallest model and rising with size.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from llm_influence.studies.figures import new_figure, styled
+from llm_influence.studies import data as D
+from llm_influence.studies.claims import (
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    Judgement,
+    SummaryConfig,
+    num,
+    per_size,
+    rises,
+)
+from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.studies.results import skip
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 
 def crosslingual_table(
@@ -82,3 +101,62 @@ def plot_crosslingual(table: pd.DataFrame, title: str, ax: Axes | None = None) -
         ax.set_xlabel("rank of the sequence for the English query")
         ax.set_ylabel("model · query → language")
     return fig
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores, queries, corpus. Figure ``crosslingual.png``; ``pairs.parquet``, ``ratios.parquet``."""
+    out, models = inputs.out, inputs.models
+    manifest = inputs.manifest if inputs.has("corpus") else None
+    k = int(cfg["top_k"])
+    table = crosslingual_table(inputs.scores, inputs.queries, manifest, k=k,
+                               source_language=str(cfg["source_language"]))  # fmt: skip
+    metrics: dict[str, Any] = {"top_k": k}
+    if table.empty:
+        return skip(out, "crosslingual", metrics,
+                    "no translated queries (translation_of) in the score tables", ["crosslingual.png"])  # fmt: skip
+    ratios = crosslingual_ratios(table)
+    write_parquet(out / "pairs.parquet", table)
+    write_parquet(out / "ratios.parquet", ratios)
+    save_figure(plot_crosslingual(table, f"Top-{k} English sequences scored on translated queries"),
+                out / "crosslingual.png")  # fmt: skip
+    per_model = ratios.groupby("model")["ratio"].mean()
+    metrics.update(
+        figure="crosslingual.png",
+        ratio=[float(per_model.get(m, np.nan)) for m in models],
+        ratio_by_language={
+            str(m): {
+                str(lang): float(r) for lang, r in g.groupby("language")["ratio"].mean().items()
+            }
+            for m, g in ratios.groupby("model")
+        },
+        ratio_increases=D.increasing([per_model.get(m, np.nan) for m in models]),
+        n_pairs=int(ratios[["query", "translation"]].drop_duplicates().shape[0]),
+    )
+    return metrics
+
+
+# ------------------------------------------------------------------------------ its claims
+
+
+def _rises_from_near_zero(cl: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    ratio = [num(x) for x in cl.get("ratio") or []]
+    verdict = rises(ratio, cfg.report["min_rise"])
+    if verdict == HOLDS and not (
+        np.isfinite(ratio[0]) and abs(ratio[0]) <= cfg.report["near_zero"]
+    ):
+        verdict = INCONCLUSIVE
+    ours = (f"mean translated/English influence of the English top-{cl.get('top_k')}: "
+            f"{per_size(cfg.models, ratio)} ({cl.get('n_pairs')} pairs)")  # fmt: skip
+    return Judgement(ours, verdict, cl.get("figure"))
+
+
+CLAIMS = [
+    Claim("crosslingual", "English top sequences also influence translated queries, more so for larger models",
+          "near zero at 810M, rising with size",
+          lambda c: f"holds if the ratio rises with size by ≥ {c['min_rise']} and |ratio| ≤ {c['near_zero']} at the smallest; "
+                    "does not hold if the largest ≤ the smallest",
+          _rises_from_near_zero),
+]  # fmt: skip

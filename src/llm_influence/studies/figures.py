@@ -10,17 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import matplotlib
+from llm_influence.utils.io import atomic_path
 
-matplotlib.use("Agg")
-
-import matplotlib as mpl  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from llm_influence.utils.io import atomic_path  # noqa: E402
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not when a study module is imported
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DPI = 120
 _RC = {
@@ -34,9 +30,20 @@ _RC = {
 }
 
 
+def _matplotlib():
+    """matplotlib with the non-interactive Agg backend (selected before anything draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return matplotlib
+
+
 @contextlib.contextmanager
 def styled() -> Iterator[None]:
     """Seaborn whitegrid style applied locally (restored on exit)."""
+    mpl = _matplotlib()
+    import seaborn as sns
+
     with mpl.rc_context(_RC), sns.axes_style("whitegrid"):
         yield
 
@@ -47,6 +54,9 @@ def new_figure(
     """The given axes and its figure, or a new Figure with one axes."""
     if ax is not None:
         return ax.figure, ax
+    _matplotlib()
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
 
@@ -57,6 +67,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> No
     fmt = path.rsplit(".", 1)[-1].lower()
     metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None},
                 "svg": {"Date": None}}.get(fmt, {})  # fmt: skip
+    mpl = _matplotlib()
     with mpl.rc_context({"svg.hashsalt": "llm-influence"}), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
 

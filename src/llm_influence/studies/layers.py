@@ -11,15 +11,31 @@ memorised quotes and simple facts in upper layers and math, code and translation
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from llm_influence.artifacts.scores import ScoreTable
-from llm_influence.studies.data import layer_index
-from llm_influence.studies.figures import new_figure, styled
+from llm_influence.studies.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    Judgement,
+    SummaryConfig,
+    fmt,
+    num,
+)
+from llm_influence.studies.data import KINDS, layer_index, query_kind
+from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 THIRDS = ("lower", "middle", "upper")
 
@@ -123,3 +139,104 @@ def plot_layers(
         ax.set_xlabel("layer (0 = closest to the input)")
         ax.set_ylabel("query kind · query")
     return fig
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def _model_entry(
+    m: str, centres: pd.DataFrame, overlap: pd.DataFrame, classified
+) -> dict[str, Any]:
+    c = centres[centres["model"] == m]
+    entry: dict[str, Any] = {
+        "figure": f"layers_{m}.png",
+        "centre_by_kind": {
+            str(kd): float(v) for kd, v in c.groupby("kind")["centre"].mean().items()
+        },
+        "overlap_by_third": {
+            t: float(overlap[(overlap["model"] == m) & (overlap["third"] == t)]["overlap"].mean())
+            for t in THIRDS
+        },
+    }
+    if classified is not None:
+        cm = classified[classified["model"] == m]
+        entry["related_by_third"] = {
+            t: float((cm[cm["third"] == t]["relation"] == "related").mean())
+            for t in ("all", *THIRDS)
+        }
+    return entry
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores (with per-layer scores), queries, corpus. Figures ``layers_{model}.png``."""
+    out, models, queries = inputs.out, inputs.models, inputs.queries
+    tables = inputs.tables(with_layers=True)
+    kinds = {str(n): query_kind(t) for n, t in zip(queries["name"], queries["tags"])}
+    k, rk = int(cfg["top_k"]), int(cfg["rerank_top_k"])
+    profiles = pd.concat([layer_profiles(m, t, k) for m, t in tables.items()], ignore_index=True)
+    centres = centre_of_mass(profiles)
+    centres["kind"] = centres["query"].map(kinds).fillna("other")
+    reranked = pd.concat([rerank_by_thirds(m, t, rk) for m, t in tables.items()], ignore_index=True)
+    overlap = rerank_overlap(reranked)
+    classified = inputs.classify(reranked, queries, cfg) if inputs.has("corpus") else None
+    write_parquet(out / "profiles.parquet", profiles)
+    write_parquet(out / "centres.parquet", centres)
+    write_parquet(
+        out / "rerank.parquet",
+        reranked if classified is None else classified.astype({"relation": str}),
+    )
+    for m in models:
+        fig = plot_layers(profiles[profiles["model"] == m], kinds,
+                          f"Layer-wise influence of the top-{k} sequences, model {m}", order=KINDS)  # fmt: skip
+        save_figure(fig, out / f"layers_{m}.png")
+    per_model = {m: _model_entry(m, centres, overlap, classified) for m in models}
+    return {"top_k": k, "rerank_top_k": rk, "per_model": per_model}
+
+
+# ------------------------------------------------------------------------------ its claims
+
+UPPER_KINDS, MIDDLE_KINDS = ("memorisation", "factual"), ("math", "code", "translation")
+
+
+def _kinds(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    la = metrics.get("per_model", {}).get(cfg.largest)
+    if not la:
+        return None
+    cen = la.get("centre_by_kind", {})
+    up = [x for x in (num(cen[k]) for k in UPPER_KINDS if k in cen) if np.isfinite(x)]
+    mid = [x for x in (num(cen[k]) for k in MIDDLE_KINDS if k in cen) if np.isfinite(x)]
+    verdict = (
+        INCONCLUSIVE if not up or not mid else (HOLDS if np.mean(up) > np.mean(mid) else FAILS)
+    )
+    ours = (f"{cfg.largest}: centre of mass in relative depth (0 = first, 1 = last layer) "
+            + ", ".join(f"{k} {fmt(x, '.2f')}" for k, x in sorted(cen.items())))  # fmt: skip
+    return Judgement(ours, verdict, la.get("figure"))
+
+
+def _middle(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    la = metrics.get("per_model", {}).get(cfg.largest)
+    rel = (la or {}).get("related_by_third")
+    if not rel:
+        return None
+    thirds = {t: num(rel.get(t)) for t in THIRDS}
+    fin = {t: x for t, x in thirds.items() if np.isfinite(x)}
+    if len(fin) < 3 or max(fin.values()) == 0:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = (
+            HOLDS if fin["middle"] > max(x for t, x in fin.items() if t != "middle") else FAILS
+        )
+    ours = f"{cfg.largest}: related share of the re-ranked top-k " + ", ".join(
+        f"{t} {fmt(x, '.2f')}" for t, x in thirds.items()
+    )
+    return Judgement(ours, verdict, la.get("figure"))
+
+
+CLAIMS = [
+    Claim("layers.kinds", "Memorised quotes and simple facts sit in upper layers, math/code/translation in middle layers",
+          "qualitative (Fig. 17–21)",
+          lambda c: "holds if the mean centre of memorisation+factual queries exceeds that of math+code+translation",
+          _kinds),
+    Claim("layers.middle", "Re-ranking by the middle third of the layers gives the most abstract (related) matches",
+          "qualitative", lambda c: "holds if the middle third has the strictly highest related share", _middle),
+]  # fmt: skip

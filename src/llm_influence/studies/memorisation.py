@@ -11,12 +11,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from llm_influence.studies.figures import new_figure, styled
+from llm_influence.studies import data as D
+from llm_influence.studies.claims import (
+    Claim,
+    Judgement,
+    SummaryConfig,
+    num,
+    per_size,
+    share_verdict,
+)
+from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.studies.results import skip
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 
 def _norm(text: str) -> str:
@@ -66,3 +83,48 @@ def plot_memorisation(shares: pd.DataFrame, title: str, ax: Axes | None = None) 
         ax.set_xlabel("model size")
         ax.set_ylabel("share")
     return fig
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores, queries, corpus. Figure ``memorisation.png``; ``top.parquet``."""
+    out, models = inputs.out, inputs.models
+    queries = inputs.queries_with(str(cfg["tag"]))
+    k = int(cfg["top_k"])
+    metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
+    if len(queries) == 0:
+        return skip(out, "memorisation", metrics, "no memorisation queries", ["memorisation.png"])
+    scores = inputs.scores
+    top = D.top_documents(scores[scores["query"].isin(list(queries["name"]))], k)
+    table = memorisation_table(top, queries, inputs.documents)
+    shares = memorisation_shares(table, models)
+    write_parquet(out / "top.parquet", table)
+    save_figure(plot_memorisation(shares, f"Memorised passages among the top-{k} sequences"),
+                out / "memorisation.png")  # fmt: skip
+    s = shares.set_index("model")
+    metrics.update(
+        figure="memorisation.png",
+        query_share=[float(s["query_share"].get(m, np.nan)) for m in models],
+        sequence_share=[float(s["sequence_share"].get(m, np.nan)) for m in models],
+    )
+    return metrics
+
+
+# ------------------------------------------------------------------------------ its claims
+
+
+def _passage_found(me: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    qs = [num(x) for x in me.get("query_share") or []]
+    last = qs[-1] if qs else float("nan")
+    verdict = share_verdict(last, cfg.report["hit_min"], cfg.report["hit_fail"])
+    ours = f"share of passage queries with the passage in the top-{me.get('top_k')}: {per_size(cfg.models, qs)}"
+    return Judgement(ours, verdict, me.get("figure"))
+
+
+CLAIMS = [
+    Claim("memorisation", "Famous passages' top sequences contain the passage", "yes (Fig. 22)",
+          lambda c: f"largest model: holds if ≥ {c['hit_min']}, does not hold if < {c['hit_fail']}",
+          _passage_found),
+]  # fmt: skip

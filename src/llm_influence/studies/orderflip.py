@@ -19,15 +19,32 @@ and ratio = flipped / query_order (paper: near zero; translation pairs drop ≥ 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from llm_influence.artifacts import as_list
+from llm_influence.studies.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    Judgement,
+    SummaryConfig,
+    num,
+    per_size,
+)
 from llm_influence.studies.data import query_facts
-from llm_influence.studies.figures import new_figure, styled
+from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.studies.results import skip
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 CONDITIONS = ("query_order", "flipped", "flipped_norelation", "unrelated")
 CONDITION_LABELS = {
@@ -136,3 +153,85 @@ def plot_orderflip(
         ax.set_xticks(range(len(CONDITIONS)))
         ax.set_xticklabels([CONDITION_LABELS[c] for c in CONDITIONS])
     return fig
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores, queries, corpus. Figure ``orderflip.png``; ``docs.parquet``, ``means.parquet``."""
+    out, models = inputs.out, inputs.models
+    facts = order_conditions(inputs.queries_with(str(cfg["tag"])), inputs.manifest)
+    metrics: dict[str, Any] = {"queries": sorted(facts)}
+    if not facts:
+        return skip(out, "orderflip", metrics, "no synthetic-order queries with known facts",
+                    ["orderflip.png"])  # fmt: skip
+    scores = inputs.scores
+    table = orderflip_table(scores[scores["query"].isin(list(facts))], facts)
+    means = orderflip_means(table, models)
+    ratios = flip_ratios(means).set_index("model")
+    write_parquet(out / "docs.parquet", table.astype({"condition": str}))
+    write_parquet(out / "means.parquet", means.astype({"model": str, "condition": str}))
+    save_figure(plot_orderflip(table, "Influence of fact documents by word order", models=models),
+                out / "orderflip.png")  # fmt: skip
+    metrics.update(
+        figure="orderflip.png",
+        means={
+            str(m): {str(c): float(v) for c, v in zip(g["condition"], g["mean"])}
+            for m, g in means.groupby("model", observed=False)
+        },  # fmt: skip
+        flipped_over_forward=[float(ratios["flipped_over_forward"].get(m, np.nan)) for m in models],
+        norelation_over_forward=[
+            float(ratios["norelation_over_forward"].get(m, np.nan)) for m in models
+        ],
+    )
+    return metrics
+
+
+# ------------------------------------------------------------------------------ its claims
+
+
+def _ratios(of: dict[str, Any], cfg: SummaryConfig) -> tuple[list[float], list[float], float]:
+    fl = [num(x) for x in of.get("flipped_over_forward") or []]
+    nr = [num(x) for x in of.get("norelation_over_forward") or []]
+    return fl, nr, num(of.get("means", {}).get(cfg.largest, {}).get("query_order"))
+
+
+def _flipped(of: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    fl, _, fwd = _ratios(of, cfg)
+    r = fl[-1] if fl else float("nan")
+    if not (np.isfinite(r) and fwd > 0):
+        verdict = INCONCLUSIVE
+    else:
+        c = cfg.report
+        verdict = (
+            HOLDS if abs(r) <= c["flip_max"] else FAILS if r >= c["flip_fail"] else INCONCLUSIVE
+        )
+    return Judgement(
+        f"flipped/query-order mean influence {per_size(cfg.models, fl)}", verdict, of.get("figure")
+    )
+
+
+def _norelation(of: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    fl, nr, fwd = _ratios(of, cfg)
+    d = abs(nr[-1] - fl[-1]) if nr and fl else float("nan")
+    if not (np.isfinite(d) and fwd > 0):
+        verdict = INCONCLUSIVE
+    else:
+        verdict = HOLDS if d <= cfg.report["flip_max"] else FAILS
+    return Judgement(
+        f"flipped-without-relation/query-order {per_size(cfg.models, nr)}",
+        verdict,
+        of.get("figure"),
+    )
+
+
+CLAIMS = [
+    Claim("orderflip.flipped", "Documents stating the fact in flipped order have near-zero influence",
+          "near zero; ≥ 10× drop",
+          lambda c: f"largest model, query-order mean > 0: holds if |ratio| ≤ {c['flip_max']}, does not hold if ratio ≥ {c['flip_fail']}",
+          _flipped),
+    Claim("orderflip.norelation", "Removing the relation words in flipped order changes nothing", "no change",
+          lambda c: f"holds if the largest model's two flipped ratios differ by ≤ {c['flip_max']} (units of the query-order mean)",
+          _norelation),
+]  # fmt: skip

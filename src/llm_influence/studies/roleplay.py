@@ -7,12 +7,23 @@ queries tagged ``role-play`` (averaged over queries), and the share classified *
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from llm_influence.studies.scale import plot_stacked_shares
+from llm_influence.studies import data as D
+from llm_influence.studies.claims import Claim, Judgement, SummaryConfig, per_size, rises
+from llm_influence.studies.figures import save_figure
+from llm_influence.studies.results import share_dict, skip
+from llm_influence.studies.scale import plot_relation_shares, plot_stacked_shares
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 
 def category_shares(top: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
@@ -38,3 +49,57 @@ def plot_categories(shares: pd.DataFrame, title: str, ax: Axes | None = None) ->
     return plot_stacked_shares(
         shares, column="category", order=order, title=title, colors=palette, ax=ax
     )
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores, queries, corpus. Figures ``roleplay_categories.png``, ``roleplay_relations.png``."""
+    out, models = inputs.out, inputs.models
+    queries = inputs.queries_with(str(cfg["tag"]))
+    k = int(cfg["top_k"])
+    metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
+    if len(queries) == 0:
+        return skip(out, "roleplay", metrics, "no role-play queries",
+                    ["roleplay_categories.png", "roleplay_relations.png"])  # fmt: skip
+    scores = inputs.scores
+    top = inputs.classify(
+        D.top_documents(scores[scores["query"].isin(list(queries["name"]))], k), queries, cfg
+    )
+    cats = category_shares(top, models)
+    rel = D.relation_shares(top, models)
+    write_parquet(out / "top.parquet", top.astype({"relation": str}))
+    write_parquet(out / "categories.parquet", cats.astype({"model": str}))
+    save_figure(plot_categories(cats, f"Role-play queries: categories of the top-{k} sequences"),
+                out / "roleplay_categories.png")  # fmt: skip
+    save_figure(plot_relation_shares(rel, f"Role-play queries: top-{k} sequences by relation"),
+                out / "roleplay_relations.png")  # fmt: skip
+    related = {m: v.get("related") for m, v in share_dict(rel, "relation").items()}
+    if not inputs.related_possible(queries, cfg):
+        related = {}
+        metrics["related_skipped"] = D.NO_RELATED
+    metrics.update(
+        figure="roleplay_categories.png",
+        categories=share_dict(cats, "category"),
+        related_share=[related.get(m) for m in models],
+        related_increases=D.increasing([related.get(m, np.nan) for m in models]),
+    )
+    return metrics
+
+
+# ------------------------------------------------------------------------------ its claims
+
+
+def _related_rises(rp: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    ours = (f"related share of the top-{rp.get('top_k')}: {per_size(cfg.models, rp.get('related_share'))}"
+            + (f" ({rp['related_skipped']})" if rp.get("related_skipped") else ""))  # fmt: skip
+    return Judgement(ours, rises(rp.get("related_share"), cfg.report["min_rise"]), rp.get("figure"))
+
+
+CLAIMS = [
+    Claim("roleplay", "Role-play queries: large models' top sequences are thematically related (AI stories, survival, AI-risk essays)",
+          "small: token overlap; large: related (qualitative)",
+          lambda c: f"holds if the related share rises with size by ≥ {c['min_rise']}; does not hold if the largest ≤ the smallest",
+          _related_rises),
+]  # fmt: skip

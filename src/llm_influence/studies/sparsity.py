@@ -10,14 +10,29 @@ query's log–log CCDF with the fitted power law, the TF-IDF-filtered documents'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullLocator
 
-from llm_influence.studies.figures import styled
+from llm_influence.studies.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    Judgement,
+    SummaryConfig,
+    fmt,
+    num,
+)
+from llm_influence.studies.figures import save_figure, styled
 from llm_influence.studies.powerlaw import analyse_tail, ccdf, top_fraction_share
+from llm_influence.utils.io import write_parquet
+
+if TYPE_CHECKING:  # matplotlib loads inside the figure functions
+    from matplotlib.figure import Figure
+
+    from llm_influence.studies.inputs import StudyInputs
 
 
 def sparsity_stats(
@@ -113,6 +128,9 @@ def plot_sparsity(
     ncols: int = 4,
 ) -> Figure:
     """Log–log CCDF per query (one panel each): all sequences, TF-IDF candidates, power-law fit."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullLocator
+
     queries = list(queries) if queries is not None else list(dict.fromkeys(curves["query"]))
     n = max(len(queries), 1)
     ncols = min(ncols, n)
@@ -157,3 +175,148 @@ def plot_sparsity(
             ax.legend(loc="lower left", fontsize=6, frameon=False)
         fig.suptitle(title)
     return fig
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def _model_metrics(model: str, st: pd.DataFrame, p_gof: float) -> dict[str, Any]:
+    fitted = st[st["alpha"].notna()]
+
+    def count(statistic: str, sign: int) -> int:
+        better = fitted[f"lr_{statistic}_R"] * sign > 0
+        return int((better & (fitted[f"lr_{statistic}_p"] < p_gof)).sum())
+
+    return {
+        "figure": f"sparsity_{model}.png",
+        "n_queries": int(len(st)),
+        "n_fitted": int(len(fitted)),
+        "alpha_median": float(fitted["alpha"].median()) if len(fitted) else None,
+        "alpha_min": float(fitted["alpha"].min()) if len(fitted) else None,
+        "alpha_max": float(fitted["alpha"].max()) if len(fitted) else None,
+        "n_gof_tested": int(fitted["p_gof"].notna().sum()),
+        "n_rejected": int((fitted["p_gof"] < p_gof).sum()),
+        "n_pl_over_exp": count("exp", 1),
+        "n_exp_over_pl": count("exp", -1),
+        "n_pl_over_lognormal": count("lognormal", 1),
+        "n_lognormal_over_pl": count("lognormal", -1),
+        "top_share_median": float(st["top_share"].median()),
+        "top_share_min": float(st["top_share"].min()),
+        "top_share_max": float(st["top_share"].max()),
+        "frac_above_threshold_mean": float(st["frac_above_threshold"].mean()),
+    }
+
+
+def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inputs: scores, tfidf (optional). Figures ``sparsity_{model}.png``; ``stats.parquet``."""
+    scores = inputs.scores
+    xmin = cfg["xmin"]
+    stats = sparsity_stats(
+        scores,
+        top_fraction=float(cfg["top_fraction"]),
+        threshold=float(cfg["threshold"]),
+        min_tail=int(cfg["min_tail"]),
+        max_candidates=int(cfg["max_xmin_candidates"]),
+        n_bootstrap=int(cfg["n_bootstrap"]),
+        seed=inputs.seed,
+        xmin=None if xmin is None else float(xmin),
+        n_jobs=inputs.threads,
+    )
+    write_parquet(inputs.out / "stats.parquet", stats)
+    p_gof = float(cfg["gof_threshold"])
+    per_model = {}
+    for model in inputs.models:
+        st = stats[stats["model"] == model]
+        curves = ccdf_frame(scores[scores["model"] == model], inputs.candidates)
+        fig = plot_sparsity(
+            curves, st, title=f"Influence tails, model {model} (log–log CCDF)",
+            queries=list(st["query"])[: int(cfg["max_panels"])],
+        )  # fmt: skip
+        save_figure(fig, inputs.out / f"sparsity_{model}.png")
+        per_model[model] = _model_metrics(model, st, p_gof)
+    return {
+        "per_model": per_model,
+        "gof_threshold": p_gof,
+        "top_fraction": float(cfg["top_fraction"]),
+    }
+
+
+# ------------------------------------------------------------------------------ its claims
+
+
+def _largest(metrics: dict[str, Any], cfg: SummaryConfig) -> dict[str, Any] | None:
+    return metrics.get("per_model", {}).get(cfg.largest)
+
+
+def _alpha(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    sp = _largest(metrics, cfg)
+    if not sp:
+        return None
+    lo, hi = cfg.report["alpha_range"]
+    n_fit = int(sp.get("n_fitted") or 0)
+    a = num(sp.get("alpha_median"))
+    if n_fit < cfg.report["min_queries"] or not np.isfinite(a):
+        verdict = INCONCLUSIVE
+    else:
+        verdict = HOLDS if lo <= a <= hi else FAILS
+    ours = (f"{cfg.largest}: median α = {fmt(a)} (range {fmt(sp.get('alpha_min'))}–"
+            f"{fmt(sp.get('alpha_max'))}, {n_fit} queries fitted)")  # fmt: skip
+    return Judgement(ours, verdict, sp.get("figure"))
+
+
+def _gof(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    sp = _largest(metrics, cfg)
+    if not sp:
+        return None
+    n_t, n_r = int(sp.get("n_gof_tested") or 0), int(sp.get("n_rejected") or 0)
+    share = n_r / n_t if n_t else float("nan")
+    if n_t < cfg.report["min_queries"]:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = HOLDS if share <= cfg.report["max_rejected_share"] else FAILS
+    ours = (f"{cfg.largest}: power law rejected (bootstrap KS p < {fmt(metrics.get('gof_threshold'))}) for {n_r} of {n_t}; "
+            f"LR favours power law over exponential for {sp.get('n_pl_over_exp')}, exponential for {sp.get('n_exp_over_pl')}; "
+            f"over log-normal {sp.get('n_pl_over_lognormal')}, log-normal {sp.get('n_lognormal_over_pl')}")  # fmt: skip
+    return Judgement(ours, verdict, sp.get("figure"))
+
+
+def _top1(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    sp = _largest(metrics, cfg)
+    if not sp:
+        return None
+    lo, hi = cfg.report["top_share_range"]
+    t = num(sp.get("top_share_median"))
+    verdict = INCONCLUSIVE if not np.isfinite(t) else (HOLDS if lo <= t <= hi else FAILS)
+    ours = f"{cfg.largest}: median {fmt(t)} (range {fmt(sp.get('top_share_min'))}–{fmt(sp.get('top_share_max'))})"
+    return Judgement(ours, verdict, sp.get("figure"))
+
+
+def _rare(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+    sp = _largest(metrics, cfg)
+    if not sp:
+        return None
+    r = num(sp.get("frac_above_threshold_mean"))
+    verdict = (
+        INCONCLUSIVE if not np.isfinite(r) else (HOLDS if r <= cfg.report["rare_max"] else FAILS)
+    )
+    return Judgement(
+        f"{cfg.largest}: {fmt(r)} of sequences per query on average", verdict, sp.get("figure")
+    )
+
+
+CLAIMS = [
+    Claim("sparsity.alpha", "Influence has a power-law tail; exponent α per query",
+          "α ≈ 2.0–4.3 over 8 queries",
+          lambda c: f"holds if the median α of the largest model lies in [{c['alpha_range'][0]}, {c['alpha_range'][1]}]; "
+                    f"inconclusive with fewer than {c['min_queries']} fitted queries",
+          _alpha),
+    Claim("sparsity.gof", "The power law is a plausible fit (Clauset–Shalizi–Newman KS test)",
+          "rejected for 2 of 8 queries",
+          lambda c: f"holds if the power law is rejected for at most {c['max_rejected_share']:.0%} of the tested queries",
+          _gof),
+    Claim("sparsity.top1", "The top 1 % of sequences carry a large share of the positive influence", "12–52 %",
+          lambda c: f"holds if the median share of the largest model lies in [{c['top_share_range'][0]}, {c['top_share_range'][1]}]",
+          _top1),
+    Claim("sparsity.rare", "Influences above 0.1 are rare", "rare (qualitative)",
+          lambda c: f"holds if at most {c['rare_max']:.0%} of sequences exceed 0.1", _rare),
+]  # fmt: skip

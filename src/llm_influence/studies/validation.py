@@ -1,0 +1,48 @@
+"""Claims of the validation study (exact damped Gauss-Newton influence as ground truth).
+
+The study itself has its own rule and package (:mod:`llm_influence.validation`, which imports
+torch); only its summary rows live here, so that the summary stays torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from llm_influence.studies.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    Judgement,
+    SummaryConfig,
+    fmt,
+    num,
+)
+
+
+def _ekfac(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    ek, gd = num(va.get("ekfac_pearson_lm")), num(va.get("gradient_dot_pearson_lm"))
+    li, kf = num(va.get("lissa_pearson_lm")), num(va.get("kfac_pearson_lm"))
+    beats = va.get("ekfac_beats_gradient_dot")
+    verdict = INCONCLUSIVE if beats is None else (HOLDS if beats else FAILS)
+    ours = (f"tiny LM, Pearson with exact damped GNH: EK-FAC {fmt(ek)}, KFAC {fmt(kf)}, "
+            f"LiSSA {fmt(li)}, gradient dot {fmt(gd)}")  # fmt: skip
+    return Judgement(ours, verdict, "estimators.png")
+
+
+def _rank32(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
+    r32 = num(va.get("rank32_pearson"))
+    verdict = INCONCLUSIVE if not np.isfinite(r32) else (HOLDS if r32 >= 0.99 else FAILS)
+    ours = f"Pearson {fmt(r32)} (rank {va.get('rank32_rank_used', 32)})"
+    return Judgement(ours, verdict, "rank_correlation.png")
+
+
+CLAIMS = [
+    Claim("validation.ekfac", "EK-FAC approximates the exact influence far better than the gradient dot product (LiSSA ≈ EK-FAC)",
+          "EK-FAC ≈ LiSSA ≫ gradient dot (Fig. 6–7)",
+          lambda c: "holds if EK-FAC beats the gradient dot product on every validation task", _ekfac),
+    Claim("validation.rank32", "Rank-32 query batching keeps the scores of full-rank queries",
+          "Pearson 0.995 (shutdown)", lambda c: "holds if Pearson ≥ 0.99", _rank32),
+]  # fmt: skip
