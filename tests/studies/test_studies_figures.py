@@ -16,6 +16,7 @@ from llm_influence.studies.figures import save_figure
 from llm_influence.studies.layers import plot_layers
 from llm_influence.studies.memorisation import memorisation_shares, plot_memorisation
 from llm_influence.studies.orderflip import plot_orderflip
+from llm_influence.studies.registry import SHARED
 from llm_influence.studies.roleplay import category_shares, plot_categories
 from llm_influence.studies.scale import plot_relation_shares
 from llm_influence.studies.sparsity import ccdf_frame, plot_sparsity
@@ -48,19 +49,7 @@ def _builders(artifacts, study_dirs):
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "sparsity",
-        "scale",
-        "roleplay",
-        "crosslingual",
-        "orderflip",
-        "layers",
-        "tokens",
-        "memorisation",
-    ],
-)
+@pytest.mark.parametrize("name", SHARED)  # every study of the shared rule draws
 def test_figure(artifacts, study_dirs, tmp_path, name):
     build = _builders(artifacts, study_dirs)[name]
     fig = build()

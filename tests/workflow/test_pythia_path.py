@@ -21,6 +21,8 @@ import pytest
 import yaml
 from workflow_helpers import REPO, copy_worktree, snakemake
 
+from llm_influence.studies.registry import NAMES
+
 PYTHIA = REPO / "config" / "pythia.yaml"
 SIZES = {"d16": (16, 1, 2), "d32": (32, 2, 4)}  # hidden, layers, heads (GPT-NeoX, ff = 4 x hidden)
 SEQ_LEN = 80  # the longest Pythia query is ~75 tokens of the tiny BPE, documents at most ~70
@@ -196,8 +198,7 @@ def test_studies_and_summary_cope_with_an_hf_corpus(pythia_run) -> None:
     summary = (repo / "results/summary.md").read_text()
     assert summary.strip()
     studies = repo / "results/studies"
-    for study in ("sparsity", "scale", "crosslingual", "roleplay", "orderflip", "layers",
-                  "tokens", "memorisation", "validation"):  # fmt: skip
+    for study in NAMES:
         assert (studies / study / "metrics.json").is_file(), study
     # no ground truth on an hf corpus: the studies say why, the claims are inconclusive
     assert "skipped" in json.loads((studies / "orderflip/metrics.json").read_text())

@@ -14,19 +14,11 @@ import yaml
 from safetensors.numpy import load_file
 from workflow_helpers import snakemake
 
+from llm_influence.studies.registry import NAMES
+
 pytestmark = pytest.mark.slow
 
-STUDIES = [
-    "sparsity",
-    "scale",
-    "crosslingual",
-    "roleplay",
-    "orderflip",
-    "layers",
-    "tokens",
-    "memorisation",
-    "validation",
-]
+STUDIES = list(NAMES)  # every registered study, its own rule or the shared one
 CLAIMS = [
     "sparsity.alpha",
     "sparsity.gof",
