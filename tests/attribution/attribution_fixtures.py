@@ -86,3 +86,65 @@ def with_shards(config: dict, fit_shards: int, score_shards: int) -> dict:
     config["factors"]["shards"] = fit_shards
     config["scores"]["shards"] = score_shards
     return config
+
+
+STAGE = "llm_influence.attribution.stage"
+
+
+def fit_factors(artifacts: dict, root: Path, config: dict) -> Path:
+    """The factors.smk chain for one model, run in-process; returns the factors directory."""
+    shards = config["factors"]["shards"]
+    base = {"model": artifacts["model"], "tokenized": artifacts["tokenized"]}
+    cov = [root / "covariance" / str(s) for s in range(shards)]
+    for s, out in enumerate(cov):
+        run(f"{STAGE}:fit_covariance_shard", config, base, {"covariance": out}, {"shard": str(s)})
+    run(f"{STAGE}:fit_eigenbasis", config, {"covariance": cov}, {"eigen": root / "eigen"})
+    corr = [root / "correction" / str(s) for s in range(shards)]
+    for s, out in enumerate(corr):
+        run(
+            f"{STAGE}:fit_correction_shard",
+            config,
+            base | {"eigen": root / "eigen"},
+            {"correction": out},
+            {"shard": str(s)},
+        )
+    run(
+        f"{STAGE}:assemble_factors",
+        config,
+        {"model": artifacts["model"], "eigen": root / "eigen", "correction": corr},
+        {"factors": root / "ekfac"},
+    )
+    return root / "ekfac"
+
+
+def score_table(artifacts: dict, root: Path, config: dict, factors: Path) -> Path:
+    """The scores.smk chain (score shards, gather); returns the table directory."""
+    base = {
+        "model": artifacts["model"],
+        "tokenized": artifacts["tokenized"],
+        "factors": factors,
+        "queries": artifacts["queries"],
+        "tfidf": artifacts["tfidf"],
+    }
+    shards = [root / "shards" / str(s) for s in range(config["scores"]["shards"])]
+    for s, out in enumerate(shards):
+        run(f"{STAGE}:score_shard", config, base, {"shard": out}, {"shard": str(s)})
+    run(
+        f"{STAGE}:gather_scores",
+        config,
+        {
+            "model": artifacts["model"],
+            "shards": shards,
+            "queries": artifacts["queries"],
+            "tfidf": artifacts["tfidf"],
+        },
+        {"table": root / "table"},
+    )
+    return root / "table"
+
+
+def fit_and_score(artifacts: dict, root: Path, fit_shards: int, score_shards: int) -> Path:
+    """The factors.smk + scores.smk chain for one model, run in-process."""
+    config = with_shards(artifacts["config"], fit_shards, score_shards)
+    score_table(artifacts, root, config, fit_factors(artifacts, root, config))
+    return root

@@ -2,65 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from attribution_fixtures import run, with_shards
+from attribution_fixtures import fit_and_score
 from scipy.stats import pearsonr
 
 from llm_influence.attribution.data import shard_bounds
 from llm_influence.utils.io import load_tensors
-
-STAGE = "llm_influence.attribution.stage"
-
-
-def fit_and_score(artifacts: dict, root: Path, fit_shards: int, score_shards: int) -> Path:
-    """The factors.smk + scores.smk chain for one model, run in-process."""
-    config = with_shards(artifacts["config"], fit_shards, score_shards)
-    base = {"model": artifacts["model"], "tokenized": artifacts["tokenized"]}
-    cov = [root / "covariance" / str(s) for s in range(fit_shards)]
-    for s, out in enumerate(cov):
-        run(f"{STAGE}:fit_covariance_shard", config, base, {"covariance": out}, {"shard": str(s)})
-    run(f"{STAGE}:fit_eigenbasis", config, {"covariance": cov}, {"eigen": root / "eigen"})
-    corr = [root / "correction" / str(s) for s in range(fit_shards)]
-    for s, out in enumerate(corr):
-        run(
-            f"{STAGE}:fit_correction_shard",
-            config,
-            base | {"eigen": root / "eigen"},
-            {"correction": out},
-            {"shard": str(s)},
-        )
-    run(
-        f"{STAGE}:assemble_factors",
-        config,
-        {"model": artifacts["model"], "eigen": root / "eigen", "correction": corr},
-        {"factors": root / "ekfac"},
-    )
-    shards = [root / "shards" / str(s) for s in range(score_shards)]
-    for s, out in enumerate(shards):
-        run(
-            f"{STAGE}:score_shard",
-            config,
-            base | {"factors": root / "ekfac", "queries": artifacts["queries"]},
-            {"shard": out},
-            {"shard": str(s)},
-        )
-    run(
-        f"{STAGE}:gather_scores",
-        config,
-        {
-            "model": artifacts["model"],
-            "shards": shards,
-            "queries": artifacts["queries"],
-            "tfidf": artifacts["tfidf"],
-        },
-        {"table": root / "table"},
-    )
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +74,13 @@ def test_table_shapes_and_token_rows(artifacts, single):
     doc_index = {int(d): i for i, d in enumerate(tensors["doc_id"].tolist())}
     for q, name in enumerate(queries["name"]):
         rows = tokens[tokens["query"] == name]
-        top = torch.topk(tensors["total"][q], k).indices.tolist()
-        assert sorted(doc_index[d] for d in rows["doc_id"].unique()) == sorted(top)
+        # the k best sequences by total score; identical sequences tie, and a tie at the k-th
+        # place is broken by position (any of the tied ones is a correct top-k member)
+        shown = [doc_index[d] for d in rows["doc_id"].unique()]
+        kth = torch.topk(tensors["total"][q], k).values[-1]
+        assert len(shown) == k
+        assert (tensors["total"][q, shown] >= kth).all()
+        assert (tensors["total"][q] > kth).sum() <= k
         # token scores of each top document sum to its total score
         for doc, group in rows.groupby("doc_id"):
             total = float(tensors["total"][q, doc_index[int(doc)]])

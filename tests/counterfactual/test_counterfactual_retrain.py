@@ -12,12 +12,13 @@ import torch
 from attribution_fixtures import run
 
 import llm_influence.models.train as train_mod
+from llm_influence.artifacts.scores import write_score_table
 from llm_influence.counterfactual.measure import completion_logprobs
 from llm_influence.counterfactual.subsets import subset_documents
 from llm_influence.models.loading import load_model, load_tokenizer
 from llm_influence.models.spec import TrainSpec
 from llm_influence.models.train import train_from_scratch
-from llm_influence.utils.io import load_tensors, save_tensors, write_json
+from llm_influence.utils.io import load_tensors
 
 SUBSET = "llm_influence.counterfactual.stage:retrain_subset"
 LEAVEOUT = "llm_influence.counterfactual.stage:retrain_leaveout"
@@ -106,10 +107,10 @@ def test_leaveout_drops_every_document_of_a_fact(cf_artifacts, tmp_path, monkeyp
     is_fact = np.isin(train["doc_id"].numpy(), fact_docs)
     total = np.tile(np.where(is_fact, 1.0, 0.0), (len(queries), 1)).astype(np.float32)
     table = tmp_path / "table"
-    save_tensors(table / "scores.safetensors",
-                 {"total": torch.from_numpy(total), "graddot": torch.from_numpy(-total),
-                  "doc_id": train["doc_id"]}, {"method": "ekfac"})  # fmt: skip
-    write_json(table / "index.json", {"queries": list(queries["name"]), "method": "ekfac"})
+    write_score_table(table, {"total": torch.from_numpy(total), "graddot": torch.from_numpy(-total),
+                              "layers": torch.from_numpy(total[..., None].copy()), "doc_id": train["doc_id"]},
+                      queries=list(queries["name"]), modules=["m"],
+                      estimators=[("total", "ekfac"), ("graddot", "graddot")])  # fmt: skip
 
     seen = _record_batches(monkeypatch)
     out = tmp_path / "leaveout"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from llm_influence.utils.io import save_tensors, write_json
+from llm_influence.artifacts.scores import write_score_table
+from llm_influence.utils.io import write_json
 from llm_influence.workflow.context import StageContext
 
 MODELS = ["tiny", "small"]
@@ -159,11 +160,12 @@ def build_artifacts(root: Path) -> dict[str, object]:
         d = root / f"results/scores/{model}/table"
         d.mkdir(parents=True)
         doc_ids = manifest["doc_id"].to_numpy()[perm]
-        save_tensors(d / "scores.safetensors", {"total": torch.from_numpy(total[:, perm]),
-                                                "layers": torch.from_numpy(layers[:, perm]),
-                                                "graddot": torch.from_numpy(rng.normal(size=total.shape).astype(np.float32)),
-                                                "doc_id": torch.from_numpy(doc_ids.astype(np.int64))})  # fmt: skip
-        write_json(d / "index.json", {"queries": names, "modules": MODULES, "method": "ekfac"})
+        write_score_table(d, {"total": torch.from_numpy(total[:, perm]),
+                              "layers": torch.from_numpy(layers[:, perm]),
+                              "graddot": torch.from_numpy(rng.normal(size=total.shape).astype(np.float32)),
+                              "doc_id": torch.from_numpy(doc_ids.astype(np.int64))},
+                          queries=names, modules=MODULES,
+                          estimators=[("total", "ekfac"), ("graddot", "graddot")])  # fmt: skip
         _tokens(total[:, perm], names, doc_ids, rng).to_parquet(d / "tokens.parquet", index=False)
         score_dirs.append(d)
         md = root / f"data/models/{model}"

@@ -1,6 +1,8 @@
-# Scoring as a scatter over corpus shards, gathered into one table per model: every document
-# for every query (the sparsity study needs the whole distribution), per-layer scores, the
-# gradient-dot-product baseline, per-token scores of each query's top-k, TF-IDF candidates' scores.
+# Scoring as a scatter over corpus shards, gathered into one table per model. One fused pass per
+# shard: every document for every query (scores.candidates: all, as the sparsity study needs the
+# whole distribution; tfidf: only the union of the TF-IDF candidates, the paper's setting),
+# per-layer scores, the gradient-dot-product baseline (and plain/refined EK-FAC with
+# scores.refine_steps), per-token scores of each query's top-k, TF-IDF candidates' scores.
 
 SCORE_SHARDS = list(range(config["scores"]["shards"]))
 
@@ -11,6 +13,9 @@ rule score_shard:
         factors="data/factors/{model}/ekfac",
         tokenized="data/tokenized",
         queries="data/queries",
+        tfidf=lambda wc: (
+            "results/tfidf" if config["scores"]["candidates"] == "tfidf" else []
+        ),
         code=code_files(
             "influence", "attribution", "models/loading.py", "models/spec.py"
         ),

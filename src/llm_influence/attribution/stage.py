@@ -21,6 +21,7 @@ from llm_influence.attribution.data import (
     load_training_set,
     shard_bounds,
 )
+from llm_influence.attribution.shard_scoring import check_topk, score_shard_sequences, shard_rows
 from llm_influence.attribution.tables import gather_shards, write_shard
 from llm_influence.influence import (
     CorrectionStats,
@@ -28,13 +29,12 @@ from llm_influence.influence import (
     Eigenbasis,
     Factors,
     FitConfig,
+    RefineConfig,
     ScoreConfig,
     build_factors,
     compute_eigenbasis,
     fit_covariance,
     fit_eigen_correction,
-    iter_scores,
-    precondition_queries,
 )
 from llm_influence.models.loading import load_model, load_tokenizer
 from llm_influence.workflow.context import StageContext
@@ -61,10 +61,40 @@ def _score_config(ctx: StageContext) -> ScoreConfig:
         rank=cfg["rank"],
         per_layer=True,
         per_token=True,
+        topk=int(cfg["topk_tokens"]),
+        rerank_full=bool(cfg["rerank_full"]),
         batch_size=int(cfg["batch_size"]),
         dtype=cfg["dtype"],
         device=ctx.device,
     )
+
+
+def _refine_config(ctx: StageContext) -> RefineConfig:
+    cfg = ctx.section("scores")
+    return RefineConfig(
+        steps=cfg["refine_steps"],
+        products=cfg["refine_products"],
+        seed=ctx.seed,
+        batch_size=int(cfg["batch_size"]),
+        dtype="float32" if cfg["dtype"] == "bfloat16" else cfg["dtype"],
+        device=ctx.device,
+    )
+
+
+def _refine_batches(ctx: StageContext, data: dict[str, torch.Tensor]) -> Batches:
+    """The fit set's sequences (``factors.fit_sequences``), or a seeded ``scores.refine_sequences``
+    of them, for the operator products."""
+    indices = fit_indices(len(data["input_ids"]), ctx.section("factors")["fit_sequences"], ctx.seed)
+    wanted = ctx.section("scores")["refine_sequences"]
+    if wanted is not None:
+        if wanted > len(indices):
+            raise ValueError(
+                f"scores.refine_sequences = {wanted} is larger than the fit set "
+                f"({len(indices)} sequences, factors.fit_sequences)"
+            )
+        pick = torch.randperm(len(indices), generator=torch.Generator().manual_seed(ctx.seed + 1))
+        indices = indices[pick[:wanted]].sort().values
+    return Batches(data, indices, int(ctx.section("scores")["batch_size"]))
 
 
 def _fit_shard_batches(ctx: StageContext) -> tuple[Batches, int]:
@@ -118,67 +148,38 @@ def assemble_factors(ctx: StageContext) -> dict[str, Any]:
 
 
 def score_shard(ctx: StageContext) -> dict[str, Any]:
-    """Scores of one shard of the training set for every query: EK-FAC (total, layer, token) and
-    the gradient-dot-product baseline (total)."""
+    """One fused pass over one shard of the training set scores every query: the table's
+    estimator (total, layer, token scores of each query's top-k), the gradient-dot baseline and,
+    with ``scores.refine_steps``, plain and PCG-refined EK-FAC side by side."""
     cfg = ctx.section("scores")
+    data = load_training_set(ctx.input["tokenized"])
+    queries = read_queries(ctx.input["queries"])
+    shard = int(ctx.wildcards["shard"])
+    tfidf_dir = ctx.input.get("tfidf") or None  # the rule gives it only with candidates: tfidf
+    tfidf = read_candidates(tfidf_dir) if cfg["candidates"] == "tfidf" and tfidf_dir else None
+    rows = shard_rows(
+        data["doc_id"], int(cfg["shards"]), shard, cfg["candidates"], list(queries["name"]), tfidf
+    )
+    check_topk(int(cfg["topk_tokens"]), len(rows.rows), shard)
+    refine = _refine_config(ctx)
     model = load_model(ctx.input["model"], device=ctx.device)
     factors = Factors.load(Path(ctx.input["factors"]) / FACTORS)
-    data = load_training_set(ctx.input["tokenized"])
-    n = len(data["input_ids"])
-    start, stop = shard_bounds(n, int(cfg["shards"]), int(ctx.wildcards["shard"]))
-    indices = torch.arange(start, stop)
-    query_batches = Batches(
-        load_query_batch_data(ctx.input["queries"]), torch.arange(_n_queries(ctx)), 64
-    )
     score_cfg = _score_config(ctx)
-
-    queries = precondition_queries(model, factors, query_batches, score_cfg)
-    totals, layers, tokens = [], [], []
-    for batch in iter_scores(
-        model, factors, queries, Batches(data, indices, score_cfg.batch_size), score_cfg
-    ):
-        totals.append(batch.total)
-        layers.append(batch.layers)
-        tokens.append(_pad_tokens(batch.tokens, data["input_ids"].shape[1]))
-    result = {
-        "total": torch.cat(totals, dim=1),
-        "layers": torch.cat(layers, dim=1),
-        "tokens": torch.cat(tokens, dim=1),
-    }
-
-    baseline_cfg = ScoreConfig(
-        rank=score_cfg.rank,
-        per_layer=False,
-        per_token=False,
-        batch_size=score_cfg.batch_size,
-        dtype=score_cfg.dtype,
-        device=score_cfg.device,
-    )
-    identity = build_factors(None, None, _fit_config(ctx, strategy="identity"), model=model)
-    id_queries = precondition_queries(model, identity, query_batches, baseline_cfg)
-    result["graddot"] = torch.cat(
-        [
-            b.total
-            for b in iter_scores(
-                model,
-                identity,
-                id_queries,
-                Batches(data, indices, score_cfg.batch_size),
-                baseline_cfg,
-            )
-        ],
-        dim=1,
+    scores = score_shard_sequences(
+        model,
+        factors,
+        Batches(load_query_batch_data(ctx.input["queries"]), torch.arange(len(queries)), 64),
+        Batches(data, rows.rows, score_cfg.batch_size),
+        score_cfg,
+        candidates=rows.candidates,
+        refine=refine,
+        refine_batches=_refine_batches(ctx, data) if refine.steps > 0 else None,
+        refine_replaces=bool(cfg["refine_replaces"]),
     )
     write_shard(
-        Path(ctx.output["shard"]),
-        result,
-        doc_id=data["doc_id"][start:stop],
-        input_ids=data["input_ids"][start:stop],
-        attention_mask=data["attention_mask"][start:stop],
-        modules=list(factors.modules),
-        topk_tokens=int(cfg["topk_tokens"]),
+        Path(ctx.output["shard"]), scores, rows=rows, data=data, modules=list(factors.modules)
     )
-    return {"sequences": stop - start}
+    return {"sequences": len(rows.rows), "candidates": cfg["candidates"], **scores.metrics}
 
 
 def gather_scores(ctx: StageContext) -> dict[str, Any]:
@@ -194,17 +195,8 @@ def gather_scores(ctx: StageContext) -> dict[str, Any]:
         candidates=candidates,
         tokenizer=tokenizer,
         topk_tokens=int(cfg["topk_tokens"]),
-        method=ctx.section("factors")["strategy"],
         normalise=cfg["normalise"],
     )
-
-
-def _n_queries(ctx: StageContext) -> int:
-    return len(read_queries(ctx.input["queries"]))
-
-
-def _pad_tokens(tokens: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.nn.functional.pad(tokens, (0, width - tokens.shape[-1]))
 
 
 def _merge(parts: list) -> Any:

@@ -12,37 +12,48 @@ from typing import Any
 import pandas as pd
 import torch
 
-from llm_influence.artifacts.scores import CANDIDATE_SCORES, INDEX, SHARD, TABLE, TOKENS
-from llm_influence.utils.io import load_tensors, save_tensors, write_json, write_parquet
+from llm_influence.artifacts.scores import CANDIDATE_SCORES, SHARD, TOKENS, write_score_table
+from llm_influence.attribution.shard_scoring import ShardRows, ShardScores
+from llm_influence.utils.io import load_tensors, save_tensors, write_parquet
 
 
 def write_shard(
     out_dir: Path,
-    result: dict[str, torch.Tensor],
+    scores: ShardScores,
     *,
-    doc_id: torch.Tensor,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    rows: ShardRows,
+    data: dict[str, torch.Tensor],
     modules: list[str],
-    topk_tokens: int,
 ) -> None:
-    """Totals/layers/baseline for every sequence of the shard, token scores for its top-k."""
-    total = result["total"].float()
-    k = min(topk_tokens, total.shape[1])
-    top = torch.topk(total, k, dim=1).indices  # (Q, k) local indices
+    """Every estimator's totals and the table estimator's per-module scores for every sequence of
+    the shard; its top-k with per-token scores (from the pass's streaming top-k)."""
+    main = scores.groups["total"]
+    top = main.top
+    local = top.index.clamp(min=0)  # -1 = empty slot (fewer eligible sequences than k)
+    seq = rows.rows[local]  # [Q, k] training-set positions
+    width = data["input_ids"].shape[1]
+    tokens = top.tokens[..., :width]
     tensors = {
-        "total": total,
-        "layers": result["layers"].float(),
-        "graddot": result["graddot"].float(),
-        "doc_id": doc_id.long(),
-        "top_local": top.long(),
-        "top_tokens": torch.stack(
-            [result["tokens"][q, top[q]] for q in range(total.shape[0])]
-        ).float(),
-        "top_input_ids": input_ids[top].long(),  # (Q, k, T)
-        "top_mask": attention_mask[top].long(),
+        **{name: g.total.float() for name, g in scores.groups.items()},
+        "layers": main.layers.float(),
+        "doc_id": data["doc_id"][rows.rows].long(),
+        "top_local": top.index.long(),
+        "top_tokens": torch.nn.functional.pad(tokens, (0, width - tokens.shape[-1])).float(),
+        "top_input_ids": data["input_ids"][seq].long(),  # (Q, k, T)
+        "top_mask": data["attention_mask"][seq].long() * (top.index >= 0)[..., None].long(),
     }
-    save_tensors(out_dir / SHARD, tensors, metadata={"modules": modules})
+    if rows.candidates is not None:
+        tensors["candidate"] = rows.candidates.to(torch.uint8)
+    save_tensors(
+        out_dir / SHARD,
+        tensors,
+        metadata={
+            "modules": modules,
+            "estimators": list(scores.methods.items()),  # [tensor, method] pairs, in order
+            "n_train": rows.n_train,
+            "candidates": "all" if rows.candidates is None else "tfidf",
+        },
+    )
 
 
 def gather_shards(
@@ -53,57 +64,56 @@ def gather_shards(
     candidates: pd.DataFrame,
     tokenizer: Any,
     topk_tokens: int,
-    method: str,
     normalise: str = "per_copy",
 ) -> dict[str, Any]:
-    """``normalise="per_copy"`` divides by the number of training sequences N: the engine's G is the
-    mean per-sequence Gauss-Newton matrix, so score/N is the change of log p(completion) caused by
-    one extra copy of the sequence (the paper's scale, on which "influence > 0.1 is rare" is read)."""
+    """``normalise="per_copy"`` divides by the number of training sequences N (the whole training
+    set, also when only TF-IDF candidates were scored): the engine's G is the mean per-sequence
+    Gauss-Newton matrix, so score/N is the change of log p(completion) caused by one extra copy of
+    the sequence (the paper's scale, on which "influence > 0.1 is rare" is read)."""
     if normalise not in ("per_copy", "none"):
         raise ValueError(f"scores.normalise must be 'per_copy' or 'none', got {normalise!r}")
     parts = [load_tensors(d / SHARD) for d in shard_dirs]
-    n_docs = sum(int(p["total"].shape[1]) for p, _ in parts)
-    factor = 1.0 / n_docs if normalise == "per_copy" else 1.0
-    for p, _ in parts:
-        for key in ("total", "layers", "graddot", "top_tokens"):
-            p[key] = p[key] * factor
-    modules = parts[0][1]["modules"]
+    meta0 = parts[0][1]
     for path, (_, meta) in zip(shard_dirs, parts):
-        if meta["modules"] != modules:
-            raise ValueError(f"shard {path} was scored with other modules than {shard_dirs[0]}")
-    total = torch.cat([p["total"] for p, _ in parts], dim=1)
+        for key in ("modules", "estimators", "n_train", "candidates"):
+            if meta[key] != meta0[key]:
+                raise ValueError(f"shard {path} differs from {shard_dirs[0]} in {key}")
+    factor = 1.0 / meta0["n_train"] if normalise == "per_copy" else 1.0
+    estimators = [key for key, _ in meta0["estimators"]]
+    for p, _ in parts:
+        for key in [*estimators, "layers", "top_tokens"]:
+            p[key] = p[key] * factor
+    cat = {key: torch.cat([p[key] for p, _ in parts], dim=1) for key in [*estimators, "layers"]}
+    total = cat["total"]
     if total.shape[0] != len(query_names):
         raise ValueError(
             f"shards hold {total.shape[0]} queries but queries.parquet has {len(query_names)}"
         )
-    layers = torch.cat([p["layers"] for p, _ in parts], dim=1)
-    graddot = torch.cat([p["graddot"] for p, _ in parts], dim=1)
     doc_id = torch.cat([p["doc_id"] for p, _ in parts])
-    save_tensors(
-        out_dir / TABLE,
-        {"total": total, "layers": layers, "graddot": graddot, "doc_id": doc_id},
-        metadata={
-            "queries": query_names,
-            "modules": modules,
-            "method": method,
-            "normalise": normalise,
-        },
-    )
-    write_json(
-        out_dir / INDEX,
-        {
-            "queries": query_names,
-            "modules": modules,
-            "method": method,
-            "n_docs": int(total.shape[1]),
-        },
+    if meta0["candidates"] == "tfidf":
+        cat["candidate"] = torch.cat([p["candidate"] for p, _ in parts], dim=1)
+    write_score_table(
+        out_dir,
+        {**cat, "doc_id": doc_id},
+        queries=query_names,
+        modules=meta0["modules"],
+        estimators=[tuple(e) for e in meta0["estimators"]],
+        candidates=meta0["candidates"],
+        n_train=meta0["n_train"],
+        normalise=normalise,
     )
     write_parquet(out_dir / TOKENS, _token_rows(parts, query_names, tokenizer, topk_tokens))
     write_parquet(
         out_dir / CANDIDATE_SCORES,
         _candidate_rows(candidates, total, doc_id, query_names),
     )
-    return {"queries": len(query_names), "documents": int(total.shape[1]), "modules": len(modules)}
+    return {
+        "queries": len(query_names),
+        "documents": int(total.shape[1]),
+        "modules": len(meta0["modules"]),
+        "candidates": meta0["candidates"],
+        "estimators": meta0["estimators"],
+    }
 
 
 def _token_rows(parts: list, query_names: list[str], tokenizer: Any, topk: int) -> pd.DataFrame:
@@ -113,6 +123,8 @@ def _token_rows(parts: list, query_names: list[str], tokenizer: Any, topk: int) 
         cands = []
         for p, _ in parts:
             for j, local in enumerate(p["top_local"][q].tolist()):
+                if local < 0:  # empty slot: the shard had fewer eligible sequences than k
+                    continue
                 cands.append(
                     (
                         float(p["total"][q, local]),

@@ -461,6 +461,6 @@ def _compress(
             out.dense[m] = p
             continue
         out.u[m], out.v[m] = low_rank(p, score_cfg.rank)
-        if score_cfg.rerank_topk is not None:
+        if score_cfg.rerank_topk is not None or score_cfg.rerank_full:
             out.dense[m] = p
     return out

@@ -48,7 +48,10 @@ class StreamingTopK:
         (query, slot, batch row) of each pair that entered. Slots are re-ordered best first; the
         entered slots hold stale scores until :meth:`fill`."""
         k = self.k
-        vals, sel = torch.cat([self.key, keys], dim=1).topk(k, dim=1)
+        # a stable sort keeps ties in stream order (the held slots, then the batch's rows): the
+        # top-k is the k best by (score desc, pass position asc), whatever the batch size
+        vals, sel = torch.cat([self.key, keys], dim=1).sort(dim=1, descending=True, stable=True)
+        vals, sel = vals[:, :k], sel[:, :k]
         old = sel.clamp(max=k - 1)
         new = (sel >= k) & torch.isfinite(vals)
         self.key = vals
