@@ -29,7 +29,6 @@ ALLOWED: dict[str, str] = {
     "llm_influence/influence/refine.py": "lead editing",
     "llm_influence/influence/scoring.py": "lead editing",
     "llm_influence/influence/fused.py": "lead editing",
-    "llm_influence/attribution/": "lead editing (the whole package)",
     # not split yet (issue 9 follow-up)
     "llm_influence/corpus/synthetic.py": "module 499 lines",
     "llm_influence/corpus/texts.py": "module 421 lines",
