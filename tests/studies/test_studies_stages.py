@@ -146,3 +146,48 @@ def test_study_without_its_queries_writes_placeholder(artifacts, tmp_path):
     m = stage.roleplay(ctx)
     assert m["skipped"] == "no role-play queries"
     assert (out / "roleplay_categories.png").stat().st_size > 0
+
+
+def test_study_on_tfidf_candidates_says_so(artifacts, tmp_path):
+    """A table scored on the TF-IDF candidates only (scores.candidates: tfidf): the study runs on
+    what was scored and records it; the summary names the study and the sequences it saw."""
+    import shutil
+
+    import torch
+    from conftest import MODELS, STUDIES_CFG
+
+    from llm_influence.artifacts.scores import load_score_table, write_score_table
+    from llm_influence.studies.summary import build_summary, candidates_only, render_markdown
+    from llm_influence.workflow.context import StageContext
+
+    dirs = []
+    for model, src in zip(MODELS, artifacts["scores"]):
+        t = load_score_table(src)
+        keep = np.arange(0, t.total.shape[1], 3)  # a third of the sequences
+        out = tmp_path / model / "table"
+        write_score_table(
+            out,
+            {"total": torch.from_numpy(t.total[:, keep]).float(),
+             "layers": torch.from_numpy(t.layers[:, keep]).float(),
+             "graddot": torch.from_numpy(t.graddot[:, keep]).float(),
+             "doc_id": torch.from_numpy(t.doc_id[keep]),
+             "candidate": torch.ones(len(t.queries), len(keep), dtype=torch.uint8)},
+            queries=t.queries, modules=t.modules,
+            estimators=[("total", "ekfac"), ("graddot", "graddot")],
+            candidates="tfidf", n_train=t.total.shape[1],
+        )  # fmt: skip
+        shutil.copy(src / "tokens.parquet", out / "tokens.parquet")
+        dirs.append(out)
+    out = tmp_path / "sparsity"
+    out.mkdir()
+    ctx = StageContext(rule="sparsity", config={"seed": 0, "models": MODELS, "studies": STUDIES_CFG},
+                       input={**artifacts, "scores": dirs}, output={"study": out})  # fmt: skip
+    stage.STUDIES["sparsity"](ctx)
+    m = read_json(out / "metrics.json")
+    for model, d in zip(MODELS, dirs):
+        seen = load_score_table(d)
+        assert m["scored_on"][model] == {"candidates": "tfidf", "sequences": len(seen.doc_id),
+                                         "n_train": seen.n_train}  # fmt: skip
+    notes = candidates_only({"sparsity": m})
+    text = render_markdown(build_summary({"sparsity": m}, MODELS), MODELS, notes)
+    assert "Scored on TF-IDF candidates only" in text and f"sparsity ({notes['sparsity']}" in text

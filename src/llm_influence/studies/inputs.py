@@ -56,6 +56,19 @@ class StudyInputs:
             )
         return self._tables[with_layers]
 
+    def scored_on(self) -> dict[str, Any] | None:
+        """What the study's score tables cover (None when it read none): every training sequence,
+        or only the TF-IDF candidates (``scores.candidates: tfidf``), which a study of the full
+        distribution must say (metrics and summary)."""
+        if not self._tables:
+            return None
+        tables = next(iter(self._tables.values()))
+        return {
+            model: {"candidates": t.candidates, "sequences": int(t.total.shape[1]),
+                    "n_train": t.n_train}
+            for model, t in tables.items()
+        }  # fmt: skip
+
     @cached_property
     def scores(self) -> pd.DataFrame:
         """Long table (model, query, doc_id, influence) of every score of every model."""

@@ -35,6 +35,9 @@ def run_study(name: str, ctx: StageContext) -> dict[str, Any]:
     module = importlib.import_module(study(name).module)
     inputs = StudyInputs.from_context(ctx)
     metrics = module.run(inputs, settings(ctx.section("studies"), name))
+    scored = inputs.scored_on()
+    if scored and any(s["candidates"] != "all" for s in scored.values()):
+        metrics["scored_on"] = scored  # the study saw only the TF-IDF candidates: say so
     metrics = clean(
         {"study": name, "models": inputs.models, "n_params": inputs.n_params, **metrics}
     )
@@ -66,7 +69,7 @@ def summary(ctx: StageContext) -> dict[str, Any]:
     """Inputs: ``studies`` (list of ``results/studies/{study}`` dirs; name = dir name) or one named
     input per study. Output ``summary``: ``results/summary.md`` (file)."""
     from llm_influence.studies.results import clean
-    from llm_influence.studies.summary import build_summary, render_markdown
+    from llm_influence.studies.summary import build_summary, candidates_only, render_markdown
 
     raw = ctx.input.get("studies", [])
     dirs = {Path(d).name: Path(d) for d in ([raw] if isinstance(raw, (str, Path)) else raw)}
@@ -76,5 +79,5 @@ def summary(ctx: StageContext) -> dict[str, Any]:
     report = ctx.section("report")
     rows = build_summary(metrics, models, report,
                          figure_root=str(report.get("figure_root", "results/studies")))  # fmt: skip
-    write_text(Path(ctx.output["summary"]), render_markdown(rows, models))
+    write_text(Path(ctx.output["summary"]), render_markdown(rows, models, candidates_only(metrics)))
     return clean({"rows": int(len(rows)), "verdicts": rows["verdict"].value_counts().to_dict()})

@@ -81,7 +81,21 @@ def _cell(x: str) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(rows: pd.DataFrame, models: Sequence[str]) -> str:
+def candidates_only(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Studies whose score tables hold only the TF-IDF candidates -> what they covered."""
+    out = {}
+    for study, m in metrics.items():
+        parts = [f"{model} {s['sequences']} of {s['n_train']}"
+                 for model, s in (m.get("scored_on") or {}).items() if s["candidates"] == "tfidf"]  # fmt: skip
+        if parts:
+            out[study] = ", ".join(parts)
+    return out
+
+
+def render_markdown(
+    rows: pd.DataFrame, models: Sequence[str], candidates: Mapping[str, str] | None = None
+) -> str:
+    """``candidates``: studies that ran on TF-IDF candidates only (:func:`candidates_only`)."""
     lines = [
         "# Paper claims vs this run",
         "",
@@ -100,6 +114,11 @@ def render_markdown(rows: pd.DataFrame, models: Sequence[str]) -> str:
         fig = r["figure"] if r["figure"] == "—" else f"[{r['figure']}]({target})"
         lines.append("| " + " | ".join(_cell(x) for x in (r["id"], r["claim"], r["paper"], r["ours"],
                                                            f"**{r['verdict']}**", r["rule"], fig)) + " |")  # fmt: skip
+    if candidates:
+        lines += ["", "Scored on TF-IDF candidates only (`scores.candidates: tfidf`): these studies "
+                  "saw the candidate union, not the whole training set, so distribution-level "
+                  "numbers (sparsity, shares, ranks) describe the candidates: "
+                  + "; ".join(f"{s} ({c} sequences)" for s, c in candidates.items()) + "."]  # fmt: skip
     counts = rows["verdict"].value_counts()
     lines += ["", f"Verdicts: {counts.get(HOLDS, 0)} hold, {counts.get(FAILS, 0)} do not hold, "
               f"{counts.get(INCONCLUSIVE, 0)} inconclusive."]  # fmt: skip

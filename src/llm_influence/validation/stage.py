@@ -96,6 +96,7 @@ def _refine_summary(piv) -> dict[str, Any]:
     for task in [t for t in LM_TASKS if t in piv.index]:
         out["refine_tasks"].append(task)
         ek = float(piv.loc[task, "ekfac"])
+        out[f"ekfac_pearson_{task}"] = ek
         for products in ("gnh", "sampled"):
             col = refined_name(steps, products)
             if col not in piv.columns:
