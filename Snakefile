@@ -10,6 +10,7 @@ import time
 
 from snakemake.utils import min_version
 
+from llm_influence.counterfactual.spec import validate_counterfactual
 from llm_influence.workflow.config import (
     coerce_config,
     validate_config,
@@ -28,6 +29,7 @@ CONFIG_SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 coerce_config(config, CONFIG_SCHEMA)
 validate_config(config, CONFIG_SCHEMA)
 validate_query_files(config)
+validate_counterfactual(config)
 
 RUN_STARTED = time.time()
 
@@ -45,6 +47,7 @@ include: "workflow/rules/tfidf.smk"
 include: "workflow/rules/factors.smk"
 include: "workflow/rules/scores.smk"
 include: "workflow/rules/studies.smk"
+include: "workflow/rules/counterfactual.smk"
 
 
 rule all:

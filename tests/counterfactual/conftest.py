@@ -18,8 +18,7 @@ STEPS = 12  # enough to move the weights; every test compares runs of the same r
 def tiny_config() -> dict:
     config = smoke_config()
     config["pretrain"]["max_steps"] = STEPS
-    # the counterfactual config section is not in config/smoke.yaml yet (the study's rules have not
-    # landed): the library's settings are given here
+    # smaller than config/smoke.yaml's section: two subsets, two documents per fact query
     config["counterfactual"] = {"models": ["tiny"], "subsets": 2, "alpha": 0.5, "seeds": 1,
                                 "remove_k": 2, "leaveout_tag": "factual", "n_bootstrap": 50,
                                 "keep_models": False}  # fmt: skip

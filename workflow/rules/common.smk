@@ -15,6 +15,14 @@ import os
 import shutil
 from pathlib import Path
 
+from llm_influence.attribution.estimators import estimator_names
+from llm_influence.counterfactual.spec import (
+    LEAVEOUT_KEYS,
+    RANDOM_CONTROL,
+    SUBSET_KEYS,
+    TFIDF,
+    job_settings,
+)
 from llm_influence.studies import registry as study_registry
 
 PACKAGE_ROOT = Path("src/llm_influence")
@@ -106,3 +114,63 @@ def gpu_slots():
 
 
 GPU = gpu_slots()
+
+
+# --- Counterfactual (workflow/rules/counterfactual.smk): retrainings per model of
+# counterfactual.models, one per LDS subset and one per leave-out method (every estimator the
+# score table holds, TF-IDF and the random control).
+
+CF = config["counterfactual"]
+# what the retraining jobs import (the study's maths and figures are not among them)
+CF_RETRAIN_CODE = [
+    *(
+        f"counterfactual/{m}.py"
+        for m in ("__init__", "spec", "subsets", "measure", "estimators", "stage")
+    ),
+    "models",
+    "attribution/__init__.py",
+    "attribution/estimators.py",
+]
+CF_SUBSETS = list(range(CF["subsets"]))
+CF_METHODS = [*estimator_names(config["factors"]["strategy"]), TFIDF, RANDOM_CONTROL]
+
+
+def leaveout_scores(wildcards):
+    """What a leave-out run ranks by: the score table, the TF-IDF candidates (BM25 on the
+    training rows' grid, no score table needed) or nothing (the random control)."""
+    if wildcards.method == RANDOM_CONTROL:
+        return {}
+    if wildcards.method == TFIDF:
+        return {"tfidf": "results/tfidf"}
+    return {"scores": f"results/scores/{wildcards.model}/table"}
+
+
+def retrain_params(keys):
+    """The pretraining recipe and the part of the counterfactual section one retraining reads."""
+    return config_params("pretrain") | {
+        "counterfactual": job_settings(CF, keys),
+        "device": config["device"],
+    }
+
+
+def counterfactual_runs(kind):
+    """Every retraining directory of one kind ("subsets" or "leaveout"), all models."""
+    items = CF_SUBSETS if kind == "subsets" else CF_METHODS
+    return [
+        f"results/counterfactual/{m}/{kind}/{i}" for m in CF["models"] for i in items
+    ]
+
+
+def counterfactual_study_inputs(wildcards):
+    """The study's inputs: every retraining, the score tables it ranks by, the TF-IDF output and
+    the queries; nothing but the code when no model is retrained (the study records the skip).
+    """
+    if not CF["models"]:
+        return {}
+    return {
+        "subsets": counterfactual_runs("subsets"),
+        "leaveout": counterfactual_runs("leaveout"),
+        "scores": expand("results/scores/{model}/table", model=CF["models"]),
+        "tfidf": "results/tfidf",
+        "queries": "data/queries",
+    }

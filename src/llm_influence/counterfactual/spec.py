@@ -8,6 +8,11 @@ from typing import Any
 RANDOM_CONTROL = "random"  # leave-out "method" that removes a seeded random set of documents
 TFIDF = "tfidf"  # the BM25 baseline, read from the tfidf outputs
 
+# The part of the section each retraining job is given (and that Snakemake and DVC track for it):
+# adding subsets, changing the bootstrap or the leave-out size reruns no subset retraining.
+SUBSET_KEYS = ("alpha", "seeds", "keep_models")
+LEAVEOUT_KEYS = ("remove_k", "leaveout_tag", "keep_models")
+
 
 @dataclass
 class CounterfactualSpec:
@@ -39,6 +44,14 @@ class CounterfactualSpec:
         for ok, key, msg in checks:
             if not ok:
                 raise ValueError(f"counterfactual.{key}: {msg}")
+
+
+def job_settings(block: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``{key: block[key]}`` for one retraining job's ``keys`` (a missing key is named)."""
+    missing = [k for k in keys if k not in block]
+    if missing:
+        raise ValueError(f"counterfactual: missing key(s) {missing}")
+    return {k: block[k] for k in keys}
 
 
 def counterfactual_errors(config: dict[str, Any], n_train_documents: int | None) -> list[str]:

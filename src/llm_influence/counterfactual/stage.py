@@ -18,8 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from llm_influence.artifacts.counterfactual import DOCUMENTS, MEASUREMENTS, METRICS
 from llm_influence.counterfactual.measure import completion_logprobs
-from llm_influence.counterfactual.spec import CounterfactualSpec, norm_tag
+from llm_influence.counterfactual.spec import (
+    LEAVEOUT_KEYS,
+    SUBSET_KEYS,
+    TFIDF,
+    job_settings,
+    norm_tag,
+)
 from llm_influence.counterfactual.subsets import (
     RANDOM_CONTROL,
     keep_rows,
@@ -34,13 +41,10 @@ from llm_influence.utils.io import load_tensors, write_json, write_parquet
 from llm_influence.utils.seeding import resolve_device
 from llm_influence.workflow.context import StageContext
 
-MEASUREMENTS = "measurements.parquet"  # query, seed, logp (subsets); + logp_full, delta (leave-out)
-DOCUMENTS = "documents.parquet"  # doc_id of the documents kept (subsets) / removed (leave-out)
 
-
-def _setup(ctx: StageContext):
+def _setup(ctx: StageContext, keys: tuple[str, ...]):
     name = ctx.wildcards["model"]
-    spec_cf = CounterfactualSpec.from_config(dict(ctx.section("counterfactual")))
+    spec_cf = job_settings(dict(ctx.section("counterfactual")), keys)
     recipe = TrainSpec.from_config(ctx.section("pretrain"))
     spec = recipe.model(name)
     if spec.pretrained:
@@ -75,29 +79,27 @@ def _retrain(ctx, spec, recipe, tokenizer, train, heldout, queries, seed, device
 
 def retrain_subset(ctx: StageContext) -> dict[str, Any]:
     """Subset ``subset`` (a seeded α-fraction of the documents), retrained ``seeds`` times."""
-    name, cf, recipe, spec, device, train, heldout, queries, table = _setup(ctx)
+    name, cf, recipe, spec, device, train, heldout, queries, table = _setup(ctx, SUBSET_KEYS)
     subset = int(ctx.wildcards["subset"])
-    if subset >= cf.subsets:
-        raise ValueError(f"subset {subset} is outside counterfactual.subsets={cf.subsets}")
-    kept = subset_documents(train["doc_id"].numpy(), cf.alpha, ctx.seed, subset)
+    kept = subset_documents(train["doc_id"].numpy(), cf["alpha"], ctx.seed, subset)
     rows = keep_rows(train, kept)
     tokenizer = load_tokenizer(ctx.input["tokenizer"])
     out = Path(ctx.output["retrain"])
     frames, runs = [], []
-    for s in range(cf.seeds):
+    for s in range(cf["seeds"]):
         seed = ctx.seed + s
         model, logp, run = _retrain(ctx, spec, recipe, tokenizer, rows, heldout, queries, seed,
                                     device, f"retrain {name} subset {subset} seed {seed}")  # fmt: skip
         frames.append(pd.DataFrame({"query": table["name"], "seed": seed, "logp": logp}))
         runs.append(run)
-        if cf.keep_models:
+        if cf["keep_models"]:
             model.save_pretrained(str(out / f"model_seed{seed}"))
     write_parquet(out / MEASUREMENTS, pd.concat(frames, ignore_index=True))
     write_parquet(out / DOCUMENTS, pd.DataFrame({"doc_id": kept}))
     metrics = {
         "model": name,
         "subset": subset,
-        "alpha": cf.alpha,
+        "alpha": cf["alpha"],
         "n_documents": int(len(np.unique(train["doc_id"].numpy()))),
         "n_kept_documents": int(len(kept)),
         "n_kept_rows": int(len(rows["doc_id"])),
@@ -105,20 +107,30 @@ def retrain_subset(ctx: StageContext) -> dict[str, Any]:
         "heldout_loss": [r["heldout_loss"] for r in runs],
         "steps": [r["steps"] for r in runs],
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS, metrics)
     ctx.logger.info("retrain %s subset %d: %s", name, subset, metrics)
     return {**metrics, "train_seconds": [r["train_seconds"] for r in runs]}
 
 
-def removal_set(ctx: StageContext, method: str, cf: CounterfactualSpec, doc_id: np.ndarray,
+def removal_set(ctx: StageContext, method: str, cf: dict[str, Any], doc_id: np.ndarray,
                 names: list[str], fact_rows: list[int]) -> np.ndarray:  # fmt: skip
     """The documents the ``method`` run removes: k·Q_fact of them (see ``top_documents``)."""
-    size = cf.remove_k * len(fact_rows)
+    size = cf["remove_k"] * len(fact_rows)
     if method == RANDOM_CONTROL:
         return random_documents(doc_id, size, ctx.seed)
+    if method == TFIDF:  # BM25 from results/tfidf on the training rows' grid (no score table)
+        from llm_influence.counterfactual.estimators import tfidf_scores
+
+        if "tfidf" not in ctx.input:
+            raise ValueError("leave-out method 'tfidf' needs the input 'tfidf' (results/tfidf)")
+        scores = tfidf_scores(ctx.input["tfidf"], list(names), doc_id)
+        return top_documents(scores, doc_id, fact_rows, cf["remove_k"], size)
     from llm_influence.counterfactual.estimators import load_estimators
 
-    est = load_estimators(ctx.input["scores"], ctx.input.get("tfidf"))
+    if "scores" not in ctx.input:
+        raise ValueError(f"leave-out method {method!r} needs the input 'scores' (a score table)")
+
+    est = load_estimators(ctx.input["scores"])
     if method not in est.scores:
         raise ValueError(
             f"leave-out method {method!r}: the score table {ctx.input['scores']} has "
@@ -128,19 +140,19 @@ def removal_set(ctx: StageContext, method: str, cf: CounterfactualSpec, doc_id: 
         raise ValueError(
             f"score table {ctx.input['scores']} does not match the queries/training set"
         )
-    return top_documents(est.scores[method], doc_id, fact_rows, cf.remove_k, size)
+    return top_documents(est.scores[method], doc_id, fact_rows, cf["remove_k"], size)
 
 
 def retrain_leaveout(ctx: StageContext) -> dict[str, Any]:
     """Remove ``method``'s top documents of the fact queries (or a random set), retrain once with
     the pretraining seed, and compare each query's log p with the pretrained model's."""
-    name, cf, recipe, spec, device, train, heldout, queries, table = _setup(ctx)
+    name, cf, recipe, spec, device, train, heldout, queries, table = _setup(ctx, LEAVEOUT_KEYS)
     method = ctx.wildcards["method"]
     names = [str(n) for n in table["name"]]
     fact_rows = [i for i, tags in enumerate(table["tags"])
-                 if norm_tag(cf.leaveout_tag) in {norm_tag(t) for t in tags}]  # fmt: skip
+                 if norm_tag(cf["leaveout_tag"]) in {norm_tag(t) for t in tags}]  # fmt: skip
     if not fact_rows:
-        raise ValueError(f"counterfactual.leaveout_tag: no query is tagged {cf.leaveout_tag!r}")
+        raise ValueError(f"counterfactual.leaveout_tag: no query is tagged {cf['leaveout_tag']!r}")
     doc_id = train["doc_id"].numpy()
     removed = removal_set(ctx, method, cf, doc_id, names, fact_rows)
     kept = np.setdiff1d(np.unique(doc_id), removed)
@@ -150,19 +162,19 @@ def retrain_leaveout(ctx: StageContext) -> dict[str, Any]:
         load_model(ctx.input["model"], device=device), queries, device=device
     )
     model, logp, run = _retrain(ctx, spec, recipe, tokenizer, rows, heldout, queries, ctx.seed,
-                                device, f"retrain {name} without {method} top-{cf.remove_k}")  # fmt: skip
+                                device, f"retrain {name} without {method} top-{cf['remove_k']}")  # fmt: skip
     out = Path(ctx.output["retrain"])
     frame = pd.DataFrame({"query": names, "leaveout": [i in fact_rows for i in range(len(names))],
                           "logp_full": full.numpy(), "logp": logp})  # fmt: skip
     frame["delta"] = frame["logp"] - frame["logp_full"]
     write_parquet(out / MEASUREMENTS, frame)
     write_parquet(out / DOCUMENTS, pd.DataFrame({"doc_id": removed}))
-    if cf.keep_models:
+    if cf["keep_models"]:
         model.save_pretrained(str(out / "model"))
     metrics = {
         "model": name,
         "method": method,
-        "remove_k": cf.remove_k,
+        "remove_k": cf["remove_k"],
         "n_leaveout_queries": len(fact_rows),
         "n_removed_documents": int(len(removed)),
         "n_kept_rows": int(len(rows["doc_id"])),
@@ -170,6 +182,6 @@ def retrain_leaveout(ctx: StageContext) -> dict[str, Any]:
         "steps": run["steps"],
         "mean_delta_logp": round(float(frame.loc[frame["leaveout"], "delta"].mean()), 6),
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS, metrics)
     ctx.logger.info("leave-out %s %s: %s", name, method, metrics)
     return {**metrics, "train_seconds": run["train_seconds"]}

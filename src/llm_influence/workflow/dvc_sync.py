@@ -114,7 +114,7 @@ def workflow_jobs(
                         inputs=sorted(set(inputs)),
                         code=sorted(set(code)),
                         outputs=[str(p) for p in job.output],
-                        config_keys=list((params.get("config") or {}).keys()),
+                        config_keys=tracked_keys(params.get("config") or {}, workflow.config),
                         metrics=list(params.get("metrics") or []),
                         plots=dict(params.get("plots") or {}),
                     )
@@ -123,6 +123,20 @@ def workflow_jobs(
         os.chdir(cwd)
     rule_order = {name: i for i, name in enumerate(_rule_order(jobs))}
     return sorted(jobs, key=lambda j: (rule_order[j.rule], j.stage_name))
+
+
+def tracked_keys(given: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The config keys DVC tracks for a job given ``params.config``: a whole section by name, or
+    ``section.key`` for each key when the job is given only part of a section (so that, say, a
+    retraining does not rerun when a setting it never sees changes)."""
+    keys: list[str] = []
+    for name, value in given.items():
+        full = config.get(name)
+        if isinstance(value, dict) and isinstance(full, dict) and set(value) < set(full):
+            keys += [f"{name}.{k}" for k in value]
+        else:
+            keys.append(name)
+    return keys
 
 
 def _rule_order(jobs: Sequence[Job]) -> list[str]:

@@ -61,6 +61,11 @@ HEADLINES: dict[str, dict[str, str]] = {
     },
     "study:tokens": {"top10pct_token_share": PER_MODEL + "top10pct_token_share_mean"},
     "study:memorisation": {"query_share": "query_share", "sequence_share": "sequence_share"},
+    "counterfactual": {
+        "lds": PER_MODEL + "lds_mean",
+        "delta_logp": PER_MODEL + "delta_logp_mean",
+        "n_subsets": PER_MODEL + "n_subsets",
+    },
     "validation": {
         "pearson_ekfac": "ekfac_pearson_lm",
         "pearson_kfac": "kfac_pearson_lm",
