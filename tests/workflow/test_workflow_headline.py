@@ -69,16 +69,16 @@ def test_every_rule_declaring_a_headline_has_a_spec() -> None:
     import yaml
     from workflow_helpers import REPO
 
+    from llm_influence.studies.registry import SHARED_RULE, study
+
     metrics = yaml.safe_load((REPO / "dvc.yaml").read_text())["metrics"]
     assert metrics and all(m.endswith("/headline.json") for m in metrics)
     for path in metrics:
         parts = path.split("/")
         if parts[:2] == ["data", "models"]:
             spec_for("pretrain", {"model": parts[2]})
-        elif parts[:2] == ["results", "studies"] and parts[2] not in (
-            "validation",
-            "counterfactual",
-        ):
-            spec_for("study", {"study": parts[2]})
+        elif parts[:2] == ["results", "studies"]:
+            rule = study(parts[2]).rule  # the shared study rule or the study's own
+            spec_for(rule, {"study": parts[2]} if rule == SHARED_RULE else {})
         else:
             spec_for(parts[-2], {})

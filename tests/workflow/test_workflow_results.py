@@ -36,6 +36,8 @@ CLAIMS = [
     "memorisation",
     "validation.ekfac",
     "validation.rank32",
+    "counterfactual.lds",
+    "counterfactual.leaveout",
 ]
 
 

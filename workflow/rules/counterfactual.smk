@@ -66,6 +66,7 @@ rule counterfactual:
             "counterfactual/subsets.py",
             "counterfactual/lds.py",
             "counterfactual/estimators.py",
+            "counterfactual/study.py",
             "attribution/__init__.py",
             "attribution/estimators.py",
             "studies",
@@ -85,7 +86,7 @@ rule counterfactual:
     resources:
         mem_mb=4000,
     params:
-        entry="llm_influence.studies.counterfactual:counterfactual_study",
+        entry="llm_influence.counterfactual.study:counterfactual_study",
         config=lambda wc: config_params("counterfactual"),
         metrics=["headline.json"],
     script:

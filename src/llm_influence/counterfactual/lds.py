@@ -70,20 +70,25 @@ def bootstrap_lds(
         sj = rng.integers(0, n_s, n_s)
         a = actual[np.ix_(qi, sj)]
         for m in methods:
-            with np.errstate(invalid="ignore"):
-                draws[m][b] = np.nanmean(spearman_rows(predicted[m][np.ix_(qi, sj)], a))
+            draws[m][b] = _nanmean(spearman_rows(predicted[m][np.ix_(qi, sj)], a))
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     out: dict[str, dict[str, float]] = {}
     for m in methods:
-        out[m] = _interval(np.nanmean(point[m]), draws[m], lo, hi)
+        out[m] = _interval(_nanmean(point[m]), draws[m], lo, hi)
         out[m]["n_queries"] = int(np.isfinite(point[m]).sum())
     for a_ in methods:
         for b_ in methods:
             if a_ != b_:
                 out[f"diff:{a_}-{b_}"] = _interval(
-                    np.nanmean(point[a_]) - np.nanmean(point[b_]), draws[a_] - draws[b_], lo, hi
+                    _nanmean(point[a_]) - _nanmean(point[b_]), draws[a_] - draws[b_], lo, hi
                 )
     return out
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite entries; NaN (no warning) when a resample left none (constant ranks)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def _interval(mean: float, draws: np.ndarray, lo: float, hi: float) -> dict[str, float]:

@@ -18,9 +18,10 @@ SHARED_RULE = "study"
 
 @dataclass(frozen=True)
 class Study:
-    name: str  # results/studies/<name>/, the config block studies.<name>
+    name: str  # results/studies/<name>/
     rule: str = SHARED_RULE  # the rule that writes it
     claims: str = ""  # module defining CLAIMS (default: the study's module)
+    section: str = "studies"  # config: the block studies.<name>, or a top-level section of its own
 
     @property
     def module(self) -> str:
@@ -43,6 +44,8 @@ STUDIES: tuple[Study, ...] = (
     Study("tokens"),
     Study("memorisation"),
     Study("validation", rule="validation"),  # run: llm_influence.validation.stage
+    # run: llm_influence.counterfactual.study; settings: the top-level counterfactual section
+    Study("counterfactual", rule="counterfactual", section="counterfactual"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in STUDIES)
