@@ -58,6 +58,15 @@ def test_removing_more_documents_than_exist_is_rejected() -> None:
     assert counterfactual_errors(_config(), 5700) == []
 
 
+def test_counterfactual_needs_every_document_scored() -> None:
+    config = _config()
+    config["scores"]["candidates"] = "tfidf"
+    (error,) = counterfactual_errors(config, 5700)
+    assert "scores.candidates='tfidf'" in error
+    config["counterfactual"]["models"] = []
+    assert counterfactual_errors(config, 5700) == []
+
+
 def test_snakemake_stops_before_any_job(tmp_path) -> None:
     """The Snakefile checks the section before building the DAG: no job is planned or run."""
     config = _config("smoke.yaml")

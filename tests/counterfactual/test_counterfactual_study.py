@@ -13,12 +13,12 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-import llm_influence.attribution.estimators as estimators_mod
+from llm_influence.artifacts.scores import write_score_table
 from llm_influence.counterfactual.study import CounterfactualInputs, run
 from llm_influence.studies.claims import FAILS, HOLDS, INCONCLUSIVE
 from llm_influence.studies.counterfactual import CLAIMS, judge_lds, judge_leaveout
 from llm_influence.studies.summary import build_summary
-from llm_influence.utils.io import save_tensors, write_json
+from llm_influence.utils.io import write_json
 
 CFG = {"alpha": 0.5, "subsets": 6, "seeds": 1, "remove_k": 1, "n_bootstrap": 200,
        "models": ["m"], "leaveout_tag": "factual", "keep_models": False}  # fmt: skip
@@ -26,15 +26,15 @@ QUERIES = ["fact_a", "fact_b", "poem"]
 DOCS = np.arange(10, 18)  # 8 documents, one training row each
 
 
-def _build(root, deltas: dict[str, float]) -> CounterfactualInputs:
+def _build(root, deltas: dict[str, float], extra=()) -> CounterfactualInputs:
     rng = np.random.default_rng(0)
     ekfac = rng.normal(size=(len(QUERIES), len(DOCS)))
     table = root / "scores" / "m" / "table"
-    save_tensors(table / "scores.safetensors",
-                 {"total": torch.from_numpy(ekfac), "graddot": torch.from_numpy(-ekfac),
-                  "refined": torch.from_numpy(2 * ekfac), "doc_id": torch.from_numpy(DOCS)},
-                 {"method": "ekfac"})  # fmt: skip
-    write_json(table / "index.json", {"queries": QUERIES, "method": "ekfac"})
+    write_score_table(table, {"total": torch.from_numpy(ekfac), "graddot": torch.from_numpy(-ekfac),
+                              "refined": torch.from_numpy(2 * ekfac), "doc_id": torch.from_numpy(DOCS),
+                              "layers": torch.from_numpy(ekfac[..., None].copy())},
+                      queries=QUERIES, modules=["m"],
+                      estimators=[("total", "ekfac"), ("graddot", "graddot"), *extra])  # fmt: skip
     tfidf = root / "tfidf"
     tfidf.mkdir()
     pd.DataFrame({"query": ["fact_a", "fact_b"], "doc_id": [11, 12], "rank": [1, 1],
@@ -67,16 +67,11 @@ def _build(root, deltas: dict[str, float]) -> CounterfactualInputs:
     return CounterfactualInputs.from_paths(["m"], [table], runs, queries, tfidf, root / "out")
 
 
-@pytest.fixture
-def refined_estimator(monkeypatch):
-    """A third estimator in the table, registered the way a new stage would register it."""
-    monkeypatch.setitem(estimators_mod.ESTIMATOR_GROUPS, "refined", "ekfac_refined")
-
-
-def test_study_reports_every_estimator_with_independent_numbers(
-    tmp_path, refined_estimator
-) -> None:
-    inputs = _build(tmp_path, {"ekfac": -3.0, "graddot": -2.0, "tfidf": -1.0, "random": -0.5})
+def test_study_reports_every_estimator_with_independent_numbers(tmp_path) -> None:
+    """A third estimator in the table (as the scoring stage writes the refined EK-FAC) is
+    reported too: the study takes the table's estimator list, not a list of its own."""
+    inputs = _build(tmp_path, {"ekfac": -3.0, "graddot": -2.0, "tfidf": -1.0, "random": -0.5},
+                    extra=[("refined", "ekfac_refined")])  # fmt: skip
     metrics = run(inputs, CFG)
     m = metrics["per_model"]["m"]
     assert m["methods"] == ["ekfac", "graddot", "ekfac_refined", "tfidf"]

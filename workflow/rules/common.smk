@@ -132,7 +132,11 @@ CF_RETRAIN_CODE = [
     "attribution/estimators.py",
 ]
 CF_SUBSETS = list(range(CF["subsets"]))
-CF_METHODS = [*estimator_names(config["factors"]["strategy"]), TFIDF, RANDOM_CONTROL]
+CF_METHODS = [
+    *estimator_names(config["factors"]["strategy"], config["scores"]),
+    TFIDF,
+    RANDOM_CONTROL,
+]
 
 
 def leaveout_scores(wildcards):

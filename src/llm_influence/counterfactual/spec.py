@@ -75,6 +75,12 @@ def counterfactual_errors(config: dict[str, Any], n_train_documents: int | None)
                 f"counterfactual.models: {name!r} is pretrained "
                 f"({defined[name]['pretrained']}): there is no recipe to retrain it from scratch"
             )
+    candidates = (config.get("scores") or {}).get("candidates", "all")
+    if spec.models and candidates != "all":
+        errors.append(
+            f"counterfactual.models: the LDS and leave-out rank every training document, but "
+            f"scores.candidates={candidates!r} scores only the TF-IDF candidates (use 'all')"
+        )
     n_remove = spec.remove_k * max(1, n_leaveout_queries(config, spec.leaveout_tag) or 1)
     if n_train_documents is not None and n_remove >= n_train_documents:
         errors.append(
