@@ -36,6 +36,7 @@ CLAIMS = [
     "memorisation",
     "validation.ekfac",
     "validation.rank32",
+    "validation.refined",
     "counterfactual.lds",
     "counterfactual.leaveout",
 ]
