@@ -55,6 +55,7 @@ def test_push_pull_fresh_clone_realign(smoke_run: Path, tmp_path: Path) -> None:
 def test_headline_metrics_are_flat_and_complete(smoke_run: Path) -> None:
     """Every declared DVC metric is a headline.json holding every number its spec names (so a
     renamed key in a stage's metrics.json is caught here), and `dvc metrics show` stays narrow."""
+    from llm_influence.studies.registry import SHARED_RULE, study
     from llm_influence.workflow.headline import HEADLINES
 
     declared = yaml.safe_load((smoke_run / "dvc.yaml").read_text())["metrics"]
@@ -65,7 +66,8 @@ def test_headline_metrics_are_flat_and_complete(smoke_run: Path) -> None:
         assert all(isinstance(v, int | float | bool) or v is None for v in values.values()), path
         parts = path.split("/")
         key = {"models": "pretrain", "studies": f"study:{parts[2]}"}.get(parts[1], parts[1])
-        key = "validation" if key == "study:validation" else key
+        if parts[1] == "studies" and study(parts[2]).rule != SHARED_RULE:
+            key = study(parts[2]).rule  # a study with its own rule (validation, counterfactual)
         seen.add(key)
         missing = [
             name
