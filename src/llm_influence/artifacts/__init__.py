@@ -2,7 +2,8 @@
 
 ``corpus`` (data/corpus), ``tokenized`` (data/tokenizer, data/tokenized, data/models),
 ``queries`` (data/queries), ``tfidf`` (results/tfidf), ``factors`` (data/factors),
-``scores`` (results/scores) and ``studies`` (results/studies). The stage that writes an artifact
+``scores`` (results/scores), ``counterfactual`` (results/counterfactual: the retrainings) and
+``studies`` (results/studies). The stage that writes an artifact
 takes its file names from here and every reader lives here, so a format is described in one place
 (docs/design.md "Artifacts"). Imports stay light (pandas, numpy; torch only inside the readers
 that return tensors), because torch-free stages read artifacts too.

@@ -45,6 +45,7 @@ from llm_influence.counterfactual.lds import (
 from llm_influence.counterfactual.subsets import subset_masks
 from llm_influence.studies.data import query_kind
 from llm_influence.utils.io import write_json, write_parquet
+from llm_influence.workflow.context import StageContext
 
 STUDY = "counterfactual"
 BASELINE = "graddot"  # the estimator the table's own method is compared with
@@ -260,7 +261,7 @@ def run(inputs: CounterfactualInputs, cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"models": inputs.models, **settings, "per_model": per_model}
 
 
-def counterfactual_study(ctx: Any) -> dict[str, Any]:
+def counterfactual_study(ctx: StageContext) -> dict[str, Any]:
     """Stage entry of rule ``counterfactual``. Inputs: ``scores`` (tables of counterfactual.models,
     in order), ``subsets`` and ``leaveout`` (retraining dirs), ``tfidf``, ``queries`` (all absent
     when no model is retrained); output ``study`` (``results/studies/counterfactual``)."""
