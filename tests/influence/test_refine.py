@@ -36,6 +36,7 @@ from llm_influence.influence.refine import (
     pcg,
     query_gradients,
     refine_queries,
+    sampled_gradients,
     sampled_product_sums,
 )
 
@@ -122,6 +123,24 @@ def test_sampled_product_equals_dense_sampled_fisher(arch):
     merged = halves[0].merge(halves[1])
     assert merged.n_sequences == 12
     assert _rel(_flat(factors, merged.mean()), want) <= 1e-10
+
+
+def test_cached_sampled_gradients_give_the_streamed_products():
+    """The per-sequence gradients kept after the first CG step give the products a pass would."""
+    model, factors, fit, _, queries = _setup("llama")
+    g = torch.Generator().manual_seed(2)
+    P = sum(i.d_out * i.d_in_h for i in factors.infos)
+    v = _unflat(factors, torch.randn(3, P, generator=g, dtype=torch.float64))
+    cfg = _rcfg(label_samples=2, seed=5)
+    streamed = sampled_product_sums(model, factors, fit, v, cfg)
+    cached = sampled_gradients(model, factors, fit, cfg)
+    assert cached.n_sequences == streamed.n_sequences == 12
+    got = cached.product_sums(v)
+    assert _rel(_flat(factors, got.mean()), _flat(factors, streamed.mean())) <= 1e-10
+    # the operator takes the cached route by default and the streamed one when it does not fit
+    on = damped_operator(model, factors, fit, cfg)(v)
+    off = damped_operator(model, factors, fit, _rcfg(label_samples=2, seed=5, cache_bytes=0))(v)
+    assert _rel(_flat(factors, on), _flat(factors, off)) <= 1e-10
 
 
 @pytest.mark.parametrize("products", ["gnh", "sampled"])

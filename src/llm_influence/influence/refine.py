@@ -58,11 +58,14 @@ class RefineConfig:
     batch_size: int = 8  # fit sequences per forward/backward
     query_chunk: int = 16  # `gnh`: query vectors per pass (the batch is repeated this often)
     dtype: str = "float32"  # float32 | float64 (products and CG arithmetic)
+    # `sampled`: keep the per-sequence gradients DW_n of the first step (they do not depend on v)
+    # when they fit in this many bytes, so later steps cost two matmuls instead of a pass
+    cache_bytes: int = 1 << 30
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("steps", "label_samples", "batch_size", "query_chunk", "seed"):
+        for key in ("steps", "label_samples", "batch_size", "query_chunk", "seed", "cache_bytes"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"refine {key} must be an integer, got {v!r}")
@@ -246,14 +249,56 @@ def sampled_product_sums(
     return ProductSums(sums, n)
 
 
+@dataclass
+class SampledGradients:
+    """The sampled-label per-sequence gradients DW_n [n, O·I] of every module over the fit set (all
+    draws), held once: G v ≈ (1/n) Σ_n DW_n ⟨DW_n, v⟩ is then two matmuls per CG step."""
+
+    grads: dict[str, torch.Tensor]
+    n_sequences: int
+
+    def product_sums(self, vectors: Vectors) -> ProductSums:
+        coef = sum(g @ vectors[m].reshape(vectors[m].shape[0], -1).T for m, g in self.grads.items())
+        sums = {m: (coef.T @ g).view_as(vectors[m]) for m, g in self.grads.items()}
+        _check_finite_products(list(sums.values()), list(sums), "sampled", -1)
+        return ProductSums(sums, self.n_sequences)
+
+
+def sampled_gradients(
+    model: nn.Module, factors: Factors, fit_batches: Iterable, cfg: RefineConfig
+) -> SampledGradients:
+    """One pass per label draw collecting DW_n (the same draws as :func:`sampled_product_sums`)."""
+    dev, cdt, ctx = _setup(model, factors, cfg)
+    tracker = Tracker(model, factors.modules, None)
+    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
+    n = 0
+    with tracker:
+        for draw in range(cfg.label_samples):
+            for bi, raw in enumerate(iterate(fit_batches, cfg.progress, "sampled gradients")):
+                batch = prepare_batch(raw, dev, ctx, "fit", bi)
+                pairs = tracker.run(batch, cdt, sample_seed=cfg.seed + draw, what="fit", index=bi)
+                with torch.no_grad():
+                    for info, (a, g) in zip(tracker.infos, pairs):
+                        chunks[info.name].append((g.transpose(1, 2) @ a).flatten(1))
+                n += batch["input_ids"].shape[0]
+    return SampledGradients({m: torch.cat(c) for m, c in chunks.items()}, n)
+
+
+def _sampled_cache_fits(factors: Factors, fit_batches: Iterable, cfg: RefineConfig) -> bool:
+    n = sum(int(b["input_ids"].shape[0]) for b in fit_batches) * cfg.label_samples
+    width = sum(i.d_out * i.d_in_h for i in factors.infos)
+    return n * width * DTYPES[cfg.dtype].itemsize <= cfg.cache_bytes
+
+
 def _check_finite_products(parts: list[torch.Tensor], modules: list[str], kind: str, bi: int):
     probe = torch.stack([p.sum().double() for p in parts])
     if bool(torch.isfinite(probe).all()):
         return
     for name, p in zip(modules, parts):
         if not bool(torch.isfinite(p).all()):
+            where = "from the cached per-sequence gradients" if bi < 0 else f"in fit batch {bi}"
             raise NonFiniteGradientError(
-                f"NaN/Inf in the {kind} operator product of layer {name!r} in fit batch {bi}"
+                f"NaN/Inf in the {kind} operator product of layer {name!r} {where}"
             )
 
 
@@ -262,9 +307,20 @@ def damped_operator(
 ) -> Callable[[Vectors], Vectors]:
     """v -> (G + λ) v: the mean product over ``fit_batches`` plus each module's damping λ_m."""
     products = gnh_product_sums if cfg.products == "gnh" else sampled_product_sums
+    cache: list[SampledGradients] = []
+    cached = cfg.products == "sampled" and _sampled_cache_fits(factors, fit_batches, cfg)
 
     def apply(v: Vectors) -> Vectors:
-        g = products(model, factors, fit_batches, v, cfg).mean()
+        if cached:
+            if not cache:
+                cache.append(sampled_gradients(model, factors, fit_batches, cfg))
+            dev, cdt = (
+                cache[0].grads[factors.modules[0]].device,
+                cache[0].grads[factors.modules[0]].dtype,
+            )
+            g = cache[0].product_sums({m: x.to(dev, cdt) for m, x in v.items()}).mean()
+        else:
+            g = products(model, factors, fit_batches, v, cfg).mean()
         return {m: g[m] + factors.damping[m] * v[m].to(g[m]) for m in factors.modules}
 
     return apply
@@ -274,7 +330,11 @@ def damped_operator(
 # batched preconditioned CG
 # ----------------------------------------------------------------------------------------------
 def _dot(x: Vectors, y: Vectors) -> torch.Tensor:
-    return sum((x[m].double() * y[m].double()).flatten(1).sum(1) for m in x)
+    """Per-query ⟨x_q, y_q⟩ over all modules, accumulated in float64 across modules (a batched
+    dot product in the vectors' dtype: no float64 copies of [Q, O, I] tensors)."""
+    return sum(
+        torch.linalg.vecdot(x[m].flatten(1), y[m].to(x[m].dtype).flatten(1)).double() for m in x
+    )
 
 
 @dataclass
