@@ -40,7 +40,6 @@ ALLOWED: dict[str, str] = {
     "llm_influence/queries/stage.py": "build_queries 64 lines",
     "llm_influence/validation/mse.py": "mse_estimator_scores 83 lines (goes with the engine loss hook)",
     "llm_influence/validation/stage.py": "validation_study 76 lines",
-    "llm_influence/workflow/dvc_sync.py": "workflow_jobs 61 lines",
     "llm_influence/workflow/runner.py": "run_stage 100 lines",
 }
 

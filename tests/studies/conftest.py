@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from llm_influence.artifacts.scores import write_score_table
 from llm_influence.utils.io import write_json
@@ -190,6 +191,11 @@ def build_artifacts(root: Path) -> dict[str, object]:
     }
 
 
+# the shipped thresholds of the summary (the code has no defaults of its own)
+REPORT_CFG = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text()
+)["report"]
+
 STUDIES_CFG = {
     "content_df_max": 0.2,
     "related_categories": {"role-play": ["story_ai_shutdown", "dialogue_ai_shutdown"], "math": ["math"]},
@@ -220,7 +226,7 @@ def make_ctx(tmp_path):
             out.mkdir(parents=True, exist_ok=True)
         return StageContext(
             rule=rule,
-            config={"seed": 0, "models": MODELS, "studies": STUDIES_CFG, "report": {}},
+            config={"seed": 0, "models": MODELS, "studies": STUDIES_CFG, "report": REPORT_CFG},
             input=inputs,
             output={output_name: out},
         )

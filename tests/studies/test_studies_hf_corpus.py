@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from conftest import MODELS, STUDIES_CFG, build_artifacts
+from conftest import MODELS, REPORT_CFG, STUDIES_CFG, build_artifacts
 
 from llm_influence.studies import stage
 from llm_influence.studies.data import NO_RELATED
@@ -53,7 +53,7 @@ def test_studies_and_summary_on_an_hf_corpus(tmp_path: Path) -> None:
 
     summary = tmp_path / "summary.md"
     stage.summary(StageContext(rule="summary", config={"seed": 0, "models": MODELS,
-                                                       "studies": STUDIES_CFG, "report": {}},
+                                                       "studies": STUDIES_CFG, "report": REPORT_CFG},
                                input={"studies": [str(d) for d in dirs]}, output={"summary": summary}))  # fmt: skip
     rows = {
         line.split("|")[1].strip(): line.split("|")[5].strip()

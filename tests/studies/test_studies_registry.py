@@ -43,7 +43,8 @@ def test_claims_are_records_with_unique_ids_in_registry_order():
     ids = [c.id for _, claims in by_study for c in claims]
     assert len(ids) == len(set(ids))
     assert all(isinstance(c, Claim) for _, claims in by_study for c in claims)
-    rows = build_summary({}, ["s", "l"])
+    report = yaml.safe_load((ROOT / "config/config.yaml").read_text())["report"]
+    rows = build_summary({}, ["s", "l"], report)
     assert list(rows["id"]) == ids  # a missing study: each of its claims, once, "study not run"
     assert set(rows["ours"]) == {NOT_RUN}
 

@@ -72,7 +72,8 @@ def test_summary(study_dirs, tmp_path):
     from llm_influence.workflow.context import StageContext
 
     out = tmp_path / "results" / "summary.md"
-    ctx = StageContext(rule="report", config={"models": ["tiny", "small"], "report": {}},
+    report = _studies_conftest().REPORT_CFG
+    ctx = StageContext(rule="report", config={"models": ["tiny", "small"], "report": report},
                        input={"studies": list(study_dirs.values())}, output={"summary": out})  # fmt: skip
     res = stage.summary(ctx)
     text = out.read_text()
@@ -104,13 +105,33 @@ def _studies_conftest():
     return module
 
 
-def test_config_blocks_match_the_code():
+class _Recording(dict):
+    """A config section that records the keys read from it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def _report_keys_read(study_dirs) -> set[str]:
+    """The report keys the summary reads: every claim's rule and its evaluation on the studies."""
+    from llm_influence.studies.summary import build_summary
+
+    metrics = {n: read_json(d / "metrics.json") for n, d in study_dirs.items()}
+    report = _Recording(_studies_conftest().REPORT_CFG)
+    build_summary(metrics, ["tiny", "small"], report)
+    return report.read
+
+
+def test_config_blocks_match_the_code(study_dirs):
     """The committed studies/report blocks name exactly the keys the stages read."""
     from pathlib import Path
 
     import yaml
-
-    from llm_influence.studies.summary import DEFAULTS
 
     from_conftest = {
         "sparsity", "scale", "crosslingual", "roleplay", "orderflip", "layers", "tokens", "memorisation",
@@ -121,7 +142,7 @@ def test_config_blocks_match_the_code():
         studies = cfg["studies"]
         assert from_conftest <= set(studies)
         assert set(stage.STUDIES) == from_conftest
-        assert set(cfg["report"]) == set(DEFAULTS) | {"figure_root"}
+        assert set(cfg["report"]) == _report_keys_read(study_dirs)
         STUDIES_CFG = _studies_conftest().STUDIES_CFG  # the keys the tests exercise
 
         for study in from_conftest:

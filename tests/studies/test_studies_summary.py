@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from llm_influence.studies.summary import FAILS, HOLDS, INCONCLUSIVE, build_summary, render_markdown
 
 MODELS = ["s", "l"]
+REPORT = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/config.yaml").read_text())[
+    "report"
+]
 
 
 def verdicts(metrics):
-    rows = build_summary(metrics, MODELS)
+    rows = build_summary(metrics, MODELS, REPORT)
     return dict(zip(rows["id"], rows["verdict"]))
 
 
@@ -63,7 +69,7 @@ def test_orderflip_negative_forward_is_inconclusive():
 
 
 def test_missing_studies_are_inconclusive_and_markdown_renders():
-    rows = build_summary({}, MODELS)
+    rows = build_summary({}, MODELS, REPORT)
     assert set(rows["verdict"]) == {INCONCLUSIVE}
     text = render_markdown(rows, MODELS)
     assert text.count("\n| ") == len(rows) + 1 and "inconclusive" in text

@@ -40,6 +40,15 @@ CORE_CODE = [
     "workflow/provenance.py",
 ]
 
+# What loading a model runs through (models/__init__.py imports loading and spec; loading's
+# load_tokenizer imports tokenizer): the code of the rules that load a trained model.
+MODEL_LOADING = [
+    "models/__init__.py",
+    "models/loading.py",
+    "models/spec.py",
+    "models/tokenizer.py",
+]
+
 
 def _files_under(rel):
     path = PACKAGE_ROOT / rel

@@ -9,9 +9,7 @@ rule covariance:
     input:
         model="data/models/{model}",
         tokenized="data/tokenized",
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         covariance=directory("data/factors/{model}/covariance/{shard}"),
     log:
@@ -32,9 +30,7 @@ rule covariance:
 rule eigen:
     input:
         covariance=expand("data/factors/{{model}}/covariance/{shard}", shard=FIT_SHARDS),
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         eigen=directory("data/factors/{model}/eigen"),
     log:
@@ -56,9 +52,7 @@ rule correction:
         model="data/models/{model}",
         tokenized="data/tokenized",
         eigen="data/factors/{model}/eigen",
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         correction=directory("data/factors/{model}/correction/{shard}"),
     log:
@@ -81,9 +75,7 @@ rule factors:
         model="data/models/{model}",
         eigen="data/factors/{model}/eigen",
         correction=expand("data/factors/{{model}}/correction/{shard}", shard=FIT_SHARDS),
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         factors=directory("data/factors/{model}/ekfac"),
     log:

@@ -16,9 +16,7 @@ rule score_shard:
         tfidf=lambda wc: (
             "results/tfidf" if config["scores"]["candidates"] == "tfidf" else []
         ),
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         shard=directory("results/scores/{model}/shards/{shard}"),
     log:
@@ -43,9 +41,7 @@ rule scores:
         shards=expand("results/scores/{{model}}/shards/{shard}", shard=SCORE_SHARDS),
         queries="data/queries",
         tfidf="results/tfidf",
-        code=code_files(
-            "influence", "attribution", "models/loading.py", "models/spec.py"
-        ),
+        code=code_files("influence", "attribution", *MODEL_LOADING),
     output:
         table=directory("results/scores/{model}/table"),
     log:

@@ -48,7 +48,11 @@ rule validation:
         tokenized="data/tokenized",
         queries="data/queries",
         code=code_files(
-            "validation", "influence", "models/loading.py", "models/spec.py"
+            "validation",
+            "influence",
+            *MODEL_LOADING,
+            "studies/__init__.py",
+            "studies/figures.py",
         ),
     output:
         study=report(

@@ -90,13 +90,13 @@ def synthetic_world_json(
 
 
 def build_synthetic(section: dict[str, Any], seed: int) -> tuple[list[Document], dict[str, Any]]:
-    cfg = SyntheticConfig.from_mapping(section.get("synthetic"))
+    cfg = SyntheticConfig.from_mapping(section["synthetic"])
     docs, facts, counts = generate(cfg, seed)
     return docs, synthetic_world_json(facts, seed, counts)
 
 
 def build_hf(section: dict[str, Any]) -> tuple[list[Document], dict[str, Any]]:
-    cfg = HFConfig.from_mapping(section.get("hf"))
+    cfg = HFConfig.from_mapping(section["hf"])
     texts = load_hf_texts(cfg)
     docs = [
         Document(text=t, category=HF_CATEGORY, language=cfg.language, template="hf") for t in texts
@@ -122,7 +122,7 @@ def build_hf(section: dict[str, Any]) -> tuple[list[Document], dict[str, Any]]:
 def build_corpus(ctx) -> dict[str, Any]:
     """Stage entry point (rule ``corpus``): writes the corpus into ``ctx.output['corpus']``."""
     section = ctx.section("corpus")
-    source = section.get("source", "synthetic")
+    source = section["source"]
     if source == "synthetic":
         docs, world = build_synthetic(section, ctx.seed)
     elif source == "hf":

@@ -49,8 +49,8 @@ QUERIES_SCHEMA = pa.schema(
 
 
 def max_length_of(config: dict[str, Any]) -> int:
-    limit = int(config.get("queries", {}).get("max_length", 64))
-    seq_len = config.get("tokenizer", {}).get("seq_len")
+    limit = int(config["queries"]["max_length"])
+    seq_len = config["tokenizer"]["seq_len"]
     return min(limit, int(seq_len)) if isinstance(seq_len, int) else limit
 
 

@@ -77,7 +77,6 @@ def summary(ctx: StageContext) -> dict[str, Any]:
     metrics = {n: m for n, d in dirs.items() if (m := read_metrics(d)) is not None}
     models = [str(m) for m in ctx.config["models"]]
     report = ctx.section("report")
-    rows = build_summary(metrics, models, report,
-                         figure_root=str(report.get("figure_root", "results/studies")))  # fmt: skip
+    rows = build_summary(metrics, models, report)
     write_text(Path(ctx.output["summary"]), render_markdown(rows, models, candidates_only(metrics)))
     return clean({"rows": int(len(rows)), "verdicts": rows["verdict"].value_counts().to_dict()})

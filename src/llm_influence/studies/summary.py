@@ -28,20 +28,6 @@ from llm_influence.studies.registry import STUDIES
 NOT_RUN = "study not run"
 COLUMNS = ["id", "claim", "paper", "ours", "verdict", "rule", "figure"]
 
-DEFAULTS: dict[str, Any] = {
-    "min_queries": 3,
-    "alpha_range": [2.0, 4.3],
-    "top_share_range": [0.12, 0.52],
-    "max_rejected_share": 0.5,
-    "rare_max": 0.01,
-    "near_zero": 0.2,
-    "flip_max": 0.1,
-    "flip_fail": 0.5,
-    "hit_min": 0.8,
-    "hit_fail": 0.5,
-    "min_rise": 0.05,
-}
-
 
 def claims_by_study() -> list[tuple[str, list[Claim]]]:
     """(study, its claims) in the registry's order."""
@@ -58,13 +44,12 @@ def judge(claim: Claim, metrics: Mapping[str, Any] | None, cfg: SummaryConfig) -
 
 
 def build_summary(
-    metrics: Mapping[str, Mapping[str, Any]],
-    models: Sequence[str],
-    cfg: Mapping[str, Any] | None = None,
-    figure_root: str = "results/studies",
+    metrics: Mapping[str, Mapping[str, Any]], models: Sequence[str], report: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """Rows: id, claim, paper, ours, verdict, rule, figure."""
-    summary_cfg = SummaryConfig(models=list(models), report={**DEFAULTS, **(cfg or {})})
+    """Rows: id, claim, paper, ours, verdict, rule, figure. ``report``: the config section (the
+    thresholds, and ``figure_root``, the directory the figure paths start with)."""
+    summary_cfg = SummaryConfig(models=list(models), report=report)
+    figure_root = str(report["figure_root"])
     rows = []
     for study, claims in claims_by_study():
         study_metrics = metrics.get(study)

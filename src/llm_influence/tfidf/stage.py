@@ -67,9 +67,9 @@ def build_candidates(ctx: StageContext) -> dict[str, Any]:
     ``metrics.json`` (settings, sizes, TF-IDF recall@10 / MRR of the ground-truth proponents).
     """
     cfg = ctx.section("tfidf")
-    params = BM25Params(k1=float(cfg.get("k1", 1.5)), b=float(cfg.get("b", 0.75)))
-    top_k = int(cfg.get("top_k", 10000))
-    mode = str(cfg.get("query_tokens", "prompt_completion"))
+    params = BM25Params(k1=float(cfg["k1"]), b=float(cfg["b"]))
+    top_k = int(cfg["top_k"])
+    mode = str(cfg["query_tokens"])
     train = read_split(ctx.input["tokenized"], "train", numpy=True)
     qtab = read_queries(ctx.input["queries"])
     queries = read_query_tensors(ctx.input["queries"], numpy=True)

@@ -1,4 +1,5 @@
-"""Settings of the validation study: ``config['studies'].get('validation', {})`` over these defaults."""
+"""Settings of the validation study: the ``studies.validation`` config block (every key written out
+in ``config/config.yaml``; the defaults here serve direct, programmatic use)."""
 
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ class ValidationConfig:
         return (*ESTIMATORS, *refined)
 
     @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> ValidationConfig:
-        block = dict(block or {})
+    def from_config(cls, block: dict[str, Any]) -> ValidationConfig:
+        block = dict(block)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(block) - names)
         if unknown:

@@ -113,7 +113,7 @@ def _refine_summary(piv) -> dict[str, Any]:
 
 def validation_study(ctx: StageContext) -> dict[str, Any]:
     t_start = time.perf_counter()
-    cfg = ValidationConfig.from_config((ctx.config.get("studies") or {}).get("validation", {}))
+    cfg = ValidationConfig.from_config(ctx.config["studies"]["validation"])
     out = Path(ctx.output["study"])
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()

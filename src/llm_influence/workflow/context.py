@@ -26,13 +26,19 @@ class StageContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("llm_influence"))
 
     def section(self, name: str | None = None) -> dict[str, Any]:
-        """The config section of this rule (or another named one)."""
-        return self.config.get(name or self.rule, {})
+        """The config section of this rule (or another named one). No fallback: the schema
+        requires every section, so a missing one is a caller's error, named here."""
+        key = name or self.rule
+        if key not in self.config:
+            raise KeyError(
+                f"rule {self.rule}: the config has no section {key!r} (has: {sorted(self.config)})"
+            )
+        return self.config[key]
 
     @property
     def seed(self) -> int:
-        return int(self.config.get("seed", 0))
+        return int(self.config["seed"])
 
     @property
     def device(self) -> str:
-        return str(self.config.get("device", "auto"))
+        return str(self.config["device"])

@@ -55,6 +55,7 @@ class Job:
     config_keys: list[str]
     metrics: list[str] = field(default_factory=list)
     plots: dict[str, Any] = field(default_factory=dict)
+    entry: str | None = None  # params.entry, "module:function" (None for a rule without one)
 
     @property
     def stage_name(self) -> str:
@@ -77,7 +78,6 @@ def workflow_jobs(
     )
 
     root = Path(root).resolve()
-    jobs: list[Job] = []
     cwd = Path.cwd()
     os.chdir(root)
     try:
@@ -100,25 +100,7 @@ def workflow_jobs(
             workflow = wapi._workflow  # the DAG API has no public "list jobs"
             workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
             workflow._build_dag()
-            for job in workflow.dag.jobs:
-                if not job.output:
-                    continue  # target rules such as `all`
-                params = dict(job.params.items())
-                named_inputs = dict(job.input.items())
-                code = [str(p) for p in named_inputs.get("code", [])]
-                inputs = [str(p) for p in job.input if str(p) not in set(code)]
-                jobs.append(
-                    Job(
-                        rule=job.rule.name,
-                        wildcards={k: str(v) for k, v in job.wildcards.items()},
-                        inputs=sorted(set(inputs)),
-                        code=sorted(set(code)),
-                        outputs=[str(p) for p in job.output],
-                        config_keys=tracked_keys(params.get("config") or {}, workflow.config),
-                        metrics=list(params.get("metrics") or []),
-                        plots=dict(params.get("plots") or {}),
-                    )
-                )
+            jobs = [_job(job, workflow.config) for job in workflow.dag.jobs if job.output]
     finally:
         os.chdir(cwd)
     rule_order = {name: i for i, name in enumerate(_rule_order(jobs))}
@@ -131,12 +113,30 @@ def tracked_keys(given: dict[str, Any], config: dict[str, Any]) -> list[str]:
     retraining does not rerun when a setting it never sees changes)."""
     keys: list[str] = []
     for name, value in given.items():
-        full = config.get(name)
+        full = config[name]
         if isinstance(value, dict) and isinstance(full, dict) and set(value) < set(full):
             keys += [f"{name}.{k}" for k in value]
         else:
             keys.append(name)
     return keys
+
+
+def _job(job: Any, config: dict[str, Any]) -> Job:
+    """The :class:`Job` of one Snakemake DAG job."""
+    params = dict(job.params.items())
+    code = [str(p) for p in dict(job.input.items()).get("code", [])]
+    inputs = [str(p) for p in job.input if str(p) not in set(code)]
+    return Job(
+        rule=job.rule.name,
+        wildcards={k: str(v) for k, v in job.wildcards.items()},
+        inputs=sorted(set(inputs)),
+        code=sorted(set(code)),
+        outputs=[str(p) for p in job.output],
+        config_keys=tracked_keys(params.get("config") or {}, config),
+        metrics=list(params.get("metrics") or []),
+        plots=dict(params.get("plots") or {}),
+        entry=params.get("entry"),
+    )
 
 
 def _rule_order(jobs: Sequence[Job]) -> list[str]:
@@ -311,7 +311,7 @@ def commit_after_run(
 
     if os.environ.get("DVC_STAGE"):
         return []
-    if not config.get("dvc_commit", True):
+    if not config["dvc_commit"]:
         note("dvc commit skipped (dvc_commit: false)")
         return []
     if not (root / ".dvc").is_dir() or not (root / "dvc.yaml").exists():
