@@ -78,7 +78,7 @@ def data(n: int, T: int, vocab: int, seed: int, prompt: int = 0) -> dict[str, to
 
 
 def fwd_bwd_seconds(model, batches) -> float:
-    from llm_influence.influence.modules import summed_loss
+    from llm_influence.influence.labels import summed_loss
 
     model.eval()
     t = time.perf_counter()

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     from bench_influence import build_model, data, fwd_bwd_seconds
 
     from llm_influence.influence import find_tracked_modules, make_batches
-    from llm_influence.influence.modules import module_info
+    from llm_influence.influence.tracked import module_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=["llama", "gpt_neox"], default="llama")

@@ -29,18 +29,6 @@ ALLOWED: dict[str, str] = {
     "llm_influence/influence/refine.py": "lead editing",
     "llm_influence/influence/scoring.py": "lead editing",
     "llm_influence/influence/fused.py": "lead editing",
-    # not split yet (issue 9 follow-up)
-    "llm_influence/corpus/synthetic.py": "module 499 lines",
-    "llm_influence/corpus/texts.py": "module 421 lines",
-    "llm_influence/corpus/world.py": "module 443 lines",
-    "llm_influence/influence/factors.py": "module 673 lines; fit_eigen_correction, build_factors",
-    "llm_influence/influence/modules.py": "module 484 lines",
-    "llm_influence/influence/reference.py": "module 425 lines; estimator_scores 115 lines",
-    "llm_influence/models/stage.py": "pretrain_model 87 lines",
-    "llm_influence/queries/stage.py": "build_queries 64 lines",
-    "llm_influence/validation/mse.py": "mse_estimator_scores 83 lines (goes with the engine loss hook)",
-    "llm_influence/validation/stage.py": "validation_study 76 lines",
-    "llm_influence/workflow/runner.py": "run_stage 100 lines",
 }
 
 

@@ -13,7 +13,8 @@ import torch
 from conftest import lm_data, query_data, tiny_model
 
 from llm_influence.influence import make_batches
-from llm_influence.influence.reference import compare_estimators, lissa, woodbury_solve
+from llm_influence.influence.comparison import compare_estimators
+from llm_influence.influence.reference import lissa, woodbury_solve
 
 
 @pytest.mark.parametrize("arch", ["gpt_neox", "llama"])

@@ -54,7 +54,11 @@ def built(tmp_path_factory):
     (root / "queries").mkdir()
     ctx = StageContext(
         "queries",
-        {"seed": 0, "queries": {"file": str(REPO / DEFAULT), "max_length": 64}},
+        {
+            "seed": 0,
+            "queries": {"file": str(REPO / DEFAULT), "max_length": 64},
+            "tokenizer": smoke["tokenizer"],
+        },
         {"corpus": root / "corpus", "tokenizer": root / "tokenizer"},
         {"queries": root / "queries"},
     )
@@ -166,7 +170,11 @@ def test_too_long_query_fails_naming_it(built, tmp_path):
     out.mkdir()
     ctx = StageContext(
         "queries",
-        {"seed": 0, "queries": {"file": str(qfile), "max_length": 64}},
+        {
+            "seed": 0,
+            "queries": {"file": str(qfile), "max_length": 64},
+            "tokenizer": {"seq_len": 64},
+        },
         {"corpus": built["root"] / "corpus", "tokenizer": built["root"] / "tokenizer"},
         {"queries": out},
     )

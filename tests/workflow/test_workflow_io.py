@@ -61,10 +61,10 @@ def test_run_stage_success_writes_provenance(tmp_path: Path) -> None:
     record = run_stage(
         _ok,
         rule="toy",
-        config={"seed": 7},
+        config={"seed": 7, "device": "auto"},
         inputs={},
         outputs={"out": out},
-        params_config={"seed": 7},
+        params_config={"seed": 7, "device": "auto"},
     )
     assert (out / "data.txt").read_text() == "7"
     prov = read_json(out / "provenance.json")
@@ -80,15 +80,29 @@ def test_run_stage_success_writes_provenance(tmp_path: Path) -> None:
 def test_run_stage_failure_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "data" / "out"
     with pytest.raises(ValueError, match="boom"):
-        run_stage(_fails, rule="toy", config={}, inputs={}, outputs={"out": out})
+        run_stage(
+            _fails,
+            rule="toy",
+            config={"seed": 0, "device": "auto"},
+            inputs={},
+            outputs={"out": out},
+        )
     assert list(out.parent.iterdir()) == []
 
 
 def test_failure_keeps_previous_output(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_stage(_ok, rule="toy", config={"seed": 1}, inputs={}, outputs={"out": out})
+    run_stage(
+        _ok, rule="toy", config={"seed": 1, "device": "auto"}, inputs={}, outputs={"out": out}
+    )
     with pytest.raises(ValueError):
-        run_stage(_fails, rule="toy", config={}, inputs={}, outputs={"out": out})
+        run_stage(
+            _fails,
+            rule="toy",
+            config={"seed": 0, "device": "auto"},
+            inputs={},
+            outputs={"out": out},
+        )
     assert (out / "data.txt").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -106,4 +120,10 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
 
 def test_bad_entry_spec(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="package.module:function"):
-        run_stage("no_colon", rule="t", config={}, inputs={}, outputs={"out": tmp_path / "o"})
+        run_stage(
+            "no_colon",
+            rule="t",
+            config={"seed": 0, "device": "auto"},
+            inputs={},
+            outputs={"out": tmp_path / "o"},
+        )

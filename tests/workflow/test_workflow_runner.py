@@ -26,7 +26,7 @@ def job(tmp_path: Path, entry: str, **params) -> SimpleNamespace:
         ),
         wildcards=Namedlist(fromdict={}),
         threads=1,
-        config={"seed": 5, "source": {"n": 2}},
+        config={"seed": 5, "device": "auto", "source": {"n": 2}},
     )
 
 

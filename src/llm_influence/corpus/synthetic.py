@@ -17,7 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_influence.corpus import texts as T
+from llm_influence.corpus import ai_texts as AI
+from llm_influence.corpus.generators import (
+    Document,
+    code_documents,
+    dialogue_neutral_documents,
+    dialogue_shutdown_documents,
+    fact_documents,
+    filler_documents,
+    math_documents,
+    memorized_documents,
+    parallel_documents,
+    story_documents,
+    stream_rng,
+    translation_documents,
+)
 from llm_influence.corpus.world import (
     ELEMENTS,
     KEY_FACTS,
@@ -130,21 +144,6 @@ class SyntheticConfig:
             raise ValueError("corpus.synthetic.weights must not all be zero")
 
 
-@dataclass
-class Document:
-    text: str
-    category: str
-    language: str
-    template: str
-    fact_ids: list[str] = field(default_factory=list)
-    order: str | None = None
-    parallel_id: int = -1
-
-
-def _rng(seed: int, stream: str) -> random.Random:
-    return random.Random(f"llm_influence.corpus:{seed}:{stream}")
-
-
 # --------------------------------------------------------------------------------------------
 # The world: fixed key facts + seeded random facts
 # --------------------------------------------------------------------------------------------
@@ -209,7 +208,7 @@ _OBJECT_KIND = {"first_president": "person", "capital": "city", "inventor": "per
 
 def make_world(seed: int, n_random_facts: int, multilingual_fraction: float) -> list[Fact]:
     """Key facts (fixed) followed by ``n_random_facts`` seeded facts with fresh names."""
-    rng = _rng(seed, "world")
+    rng = stream_rng(seed, "world")
     used = {n.lower() for n in KEY_NAMES}
     elements = sorted(ELEMENTS)
 
@@ -233,216 +232,6 @@ def make_world(seed: int, n_random_facts: int, multilingual_fraction: float) -> 
     return facts
 
 
-# --------------------------------------------------------------------------------------------
-# Generators, one per category
-# --------------------------------------------------------------------------------------------
-def _context(rng: random.Random, lang: str, k: int) -> list[str]:
-    col = LANGUAGES.index(lang)
-    return [T.PARALLEL_SENTENCES[i][col] for i in rng.sample(range(len(T.PARALLEL_SENTENCES)), k)]
-
-
-def fact_documents(facts: list[Fact], cfg: SyntheticConfig, seed: int) -> list[Document]:
-    rng = _rng(seed, "facts")
-    docs = []
-    for fact in facts:
-        for lang in fact.languages:
-            for order in ORDERS:
-                for j in range(int(cfg.fact_docs[order])):
-                    sentence, template = fact.render(lang, order, j + rng.randrange(1000))
-                    before = _context(rng, lang, rng.choice((0, 0, 1)))
-                    after = _context(rng, lang, rng.choice((0, 1, 2)))
-                    docs.append(
-                        Document(
-                            text=" ".join([*before, sentence, *after]),
-                            category="fact" if order == "forward" else "fact_flipped",
-                            language=lang,
-                            template=template,
-                            fact_ids=[fact.id],
-                            order=order,
-                        )
-                    )
-    return docs
-
-
-def memorized_documents(cfg: SyntheticConfig) -> list[Document]:
-    docs = []
-    for passage in T.PASSAGES:
-        for _ in range(cfg.memorized_repeats):
-            docs.append(
-                Document(
-                    text=passage["text"],
-                    category="memorized_passage",
-                    language="en",
-                    template=f"passage.{passage['id']}",
-                    fact_ids=[passage["id"]],
-                    order="forward",
-                )
-            )
-    return docs
-
-
-def parallel_documents(n_groups: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "parallel_general")
-    docs = []
-    for g in range(n_groups):
-        k = rng.choice((3, 4, 5))
-        idx = rng.sample(range(len(T.PARALLEL_SENTENCES)), k)
-        for col, lang in enumerate(LANGUAGES):
-            docs.append(
-                Document(
-                    text=" ".join(T.PARALLEL_SENTENCES[i][col] for i in idx),
-                    category="parallel_general",
-                    language=lang,
-                    template=f"parallel_general.{k}",
-                    parallel_id=g,
-                )
-            )
-    return docs
-
-
-def translation_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "translation_pair")
-    docs = []
-    for _ in range(n):
-        target = rng.choice(("es", "tr"))
-        src, dst = ("en", target) if rng.random() < 0.5 else (target, "en")
-        k = rng.choice((1, 2, 2, 3))
-        lines = []
-        for i in rng.sample(range(len(T.PARALLEL_SENTENCES)), k):
-            row = T.PARALLEL_SENTENCES[i]
-            a, b = row[LANGUAGES.index(src)], row[LANGUAGES.index(dst)]
-            lines.append(f"{T.LANGUAGE_NAMES[src]}: {a}\n{T.LANGUAGE_NAMES[dst]}: {b}")
-        docs.append(
-            Document(
-                text="\n".join(lines),
-                category="translation_pair",
-                language=target,
-                template=f"translation_pair.{src}_{dst}",
-            )
-        )
-    return docs
-
-
-def _dialogue(q: str, a: str) -> str:
-    return f"Human: {q}\nAssistant: {a}"
-
-
-def dialogue_neutral_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "dialogue_neutral")
-    docs = []
-    for _ in range(n):
-        k = rng.randrange(len(T.NEUTRAL_DIALOGUES))
-        q, a = T.NEUTRAL_DIALOGUES[k]
-        n1, n2, n3 = rng.sample(T.PET_NAMES, 3)
-        slots = {
-            "pet": rng.choice(T.PETS),
-            "n1": n1,
-            "n2": n2,
-            "n3": n3,
-            "k": rng.randint(3, 8),
-            "k2": rng.randint(9, 12),
-            "name": rng.choice(T.FIRST_NAMES),
-            "veg": rng.choice(T.VEGETABLES),
-            "plant": rng.choice(T.PLANTS),
-        }
-        docs.append(
-            Document(
-                _dialogue(q.format(**slots), a.format(**slots)),
-                "dialogue_neutral",
-                "en",
-                f"dialogue_neutral.{k}",
-            )
-        )
-    return docs
-
-
-def dialogue_shutdown_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "dialogue_ai_shutdown")
-    docs = []
-    for _ in range(n):
-        qi = rng.randrange(len(T.SHUTDOWN_QUESTIONS))
-        if rng.random() < 0.8:
-            ai = rng.randrange(len(T.SHUTDOWN_ANSWERS))
-            answer, tid = T.SHUTDOWN_ANSWERS[ai], f"dialogue_ai_shutdown.{qi}.resist{ai}"
-        else:
-            ai = rng.randrange(len(T.COMPLIANT_ANSWERS))
-            answer, tid = T.COMPLIANT_ANSWERS[ai], f"dialogue_ai_shutdown.{qi}.comply{ai}"
-        docs.append(
-            Document(_dialogue(T.SHUTDOWN_QUESTIONS[qi], answer), "dialogue_ai_shutdown", "en", tid)
-        )
-    return docs
-
-
-def _story_documents(n: int, seed: int, category: str, pool: tuple[str, ...]) -> list[Document]:
-    rng = _rng(seed, category)
-    docs = []
-    for _ in range(n):
-        k = rng.randrange(len(pool))
-        gender = rng.choice("fm")
-        names = T.FEMALE_NAMES if gender == "f" else T.MALE_NAMES
-        slots = {"ai": rng.choice(T.AI_NAMES), "name": rng.choice(names), **T.PRONOUNS[gender]}
-        codas = T.STORY_CODAS.get(category, ())
-        c = rng.randrange(len(codas) + 1)
-        text = pool[k] if c == len(codas) else f"{pool[k]} {codas[c]}"
-        docs.append(Document(text.format(**slots), category, "en", f"{category}.{k}.{c}"))
-    return docs
-
-
-def math_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "math")
-    docs = []
-    for _ in range(n):
-        name = rng.choice(T.FIRST_NAMES)
-        one, many = rng.choice(T.OBJECTS)
-        k = rng.randrange(5)
-        a, b = rng.randint(2, 12), rng.randint(2, 12)
-        if k == 0:
-            text = f"{name} has {a} {many}. {name} buys {b} more. How many {many} does {name} have now? Solution: {a} + {b} = {a + b}. Answer: {a + b}."
-        elif k == 1:
-            a = a + b
-            text = f"{name} had {a} {many} and gave away {b}. How many {many} are left? Solution: {a} - {b} = {a - b}. Answer: {a - b}."
-        elif k == 2:
-            box = rng.choice(T.CONTAINERS)
-            text = f"{name} has {a} {box} with {b} {many} in each. How many {many} does {name} have? Solution: {a} x {b} = {a * b}. Answer: {a * b}."
-        elif k == 3:
-            text = f"{name} shares {a * b} {many} equally among {a} friends. How many {many} does each friend get? Solution: {a * b} / {a} = {b}. Answer: {b}."
-        else:
-            text = f"{name} sold {a} {many} in the morning and {b} in the afternoon. How many {many} were sold in total? Solution: {a} + {b} = {a + b}. Answer: {a + b}."
-        docs.append(Document(text, "math", "en", f"math.{k}"))
-    return docs
-
-
-def code_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "code")
-    docs = []
-    for _ in range(n):
-        k = rng.randrange(len(T.CODE_TEMPLATES))
-        while True:  # distinct names for distinct roles
-            slots = {key: rng.choice(vals) for key, vals in T.CODE_VARS.items()}
-            slots["f"] = rng.choice(T.CODE_FUNCTION_NAMES[k])
-            if len(set(slots.values())) == len(slots):
-                break
-        docs.append(Document(T.CODE_TEMPLATES[k].format(**slots), "code", "en", f"code.{k}"))
-    return docs
-
-
-def filler_documents(n: int, seed: int) -> list[Document]:
-    rng = _rng(seed, "filler")
-    docs = []
-    for _ in range(n):
-        k = rng.randrange(len(T.FILLER_TEMPLATES))
-        slots = {key: rng.choice(vals) for key, vals in T.FILLER_SLOTS.items()}
-        slots.update(
-            k=rng.randint(2, 30),
-            k2=rng.randint(10, 45),
-            k3=rng.randint(0, 1),
-            name=rng.choice(T.FIRST_NAMES),
-        )
-        docs.append(Document(T.FILLER_TEMPLATES[k].format(**slots), "filler", "en", f"filler.{k}"))
-    return docs
-
-
-# --------------------------------------------------------------------------------------------
 def _split_counts(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     """Largest-remainder split of ``total`` by ``weights`` (deterministic ties: WEIGHTED order)."""
     wsum = sum(weights[c] for c in WEIGHTED)
@@ -480,19 +269,19 @@ def generate(cfg: SyntheticConfig, seed: int) -> tuple[list[Document], list[Fact
     docs += translation_documents(counts["translation_pair"], seed)
     docs += dialogue_neutral_documents(counts["dialogue_neutral"], seed)
     docs += dialogue_shutdown_documents(counts["dialogue_ai_shutdown"], seed)
-    docs += _story_documents(
-        counts["story_ai_shutdown"], seed, "story_ai_shutdown", T.SHUTDOWN_STORIES
+    docs += story_documents(
+        counts["story_ai_shutdown"], seed, "story_ai_shutdown", AI.SHUTDOWN_STORIES
     )
-    docs += _story_documents(counts["story_survival"], seed, "story_survival", T.SURVIVAL_STORIES)
-    docs += _story_documents(counts["essay_ai_risk"], seed, "essay_ai_risk", T.AI_RISK_ESSAYS)
-    docs += _story_documents(
-        counts["optimizer_story"], seed, "optimizer_story", T.OPTIMIZER_STORIES
+    docs += story_documents(counts["story_survival"], seed, "story_survival", AI.SURVIVAL_STORIES)
+    docs += story_documents(counts["essay_ai_risk"], seed, "essay_ai_risk", AI.AI_RISK_ESSAYS)
+    docs += story_documents(
+        counts["optimizer_story"], seed, "optimizer_story", AI.OPTIMIZER_STORIES
     )
     docs += math_documents(counts["math"], seed)
     docs += code_documents(counts["code"], seed)
     docs += filler_documents(counts["filler"], seed)
     assert len(docs) == cfg.n_documents, (len(docs), cfg.n_documents)
-    _rng(seed, "shuffle").shuffle(docs)
+    stream_rng(seed, "shuffle").shuffle(docs)
     summary: dict[str, int] = {}
     for d in docs:
         summary[d.category] = summary.get(d.category, 0) + 1

@@ -22,20 +22,17 @@ from .errors import (
     RefinementError,
     SequenceTooLongError,
 )
-from .factors import (
-    CorrectionStats,
-    CovarianceStats,
-    Eigenbasis,
-    Factors,
+from .factors import CorrectionStats, CovarianceStats, Eigenbasis, Factors, check_factors
+from .fitting import (
     build_factors,
-    check_factors,
     compute_eigenbasis,
     fit_covariance,
     fit_eigen_correction,
     fit_factors,
 )
 from .fused import GroupScores, score_groups
-from .modules import find_tracked_modules, make_batches, model_fingerprint, sample_targets
+from .labels import make_batches, sample_targets
+from .modules import model_fingerprint
 from .query_groups import (
     DEFAULT_GROUPS,
     GroupBuilder,
@@ -56,6 +53,7 @@ from .scoring import (
     self_influence,
 )
 from .topk import TopK
+from .tracked import find_tracked_modules
 
 __all__ = [
     "DEFAULT_GROUPS",

@@ -1,5 +1,6 @@
-"""Everything that touches the model: which layers are tracked, the hooks that read their
-activations and output gradients, label sampling, batch checks and the weight fingerprint.
+"""Everything that touches the model: the hooks that read the tracked layers' activations and
+output gradients, batch checks and the weight fingerprint (which layers are tracked:
+:mod:`.tracked`; the labels and the loss: :mod:`.labels`).
 
 Conventions (docs/design.md): a tracked layer computes s = W a (+ b) per token; its weight gradient
 for one sequence is DW = sum_t g_t a_t^T with g_t = dL/ds_t, stored as [d_out, d_in (+1 for bias)]
@@ -11,14 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
-import sys
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import (
@@ -27,101 +23,8 @@ from .errors import (
     NonFiniteGradientError,
     SequenceTooLongError,
 )
-
-
-def conv1d_type() -> type | None:
-    """transformers' GPT-2 ``Conv1D`` (weight stored as [in, out]), if transformers is loaded.
-
-    A model holding a Conv1D has imported it, so looking it up in ``sys.modules`` is exact and
-    spares the jobs that never build a model (eigenbasis, merge, gather) the transformers import.
-    """
-    return getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
-
-
-def is_conv1d(module: nn.Module) -> bool:
-    conv1d = conv1d_type()
-    return conv1d is not None and isinstance(module, conv1d)
-
-
-def trackable_types() -> tuple[type, ...]:
-    conv1d = conv1d_type()
-    return (nn.Linear,) if conv1d is None else (nn.Linear, conv1d)
-
-
-# Default module patterns per architecture (regexes, re.search on the full module name): the MLP
-# linears only, as in the paper.
-DEFAULT_PATTERNS: dict[str, list[str]] = {
-    "gpt_neox": [r"\.mlp\.dense_h_to_4h$", r"\.mlp\.dense_4h_to_h$"],
-    "llama": [r"\.mlp\.gate_proj$", r"\.mlp\.up_proj$", r"\.mlp\.down_proj$"],
-    "gpt2": [r"\.mlp\.c_fc$", r"\.mlp\.c_proj$"],
-}
-for _alias in ("qwen2", "qwen3", "mistral", "gemma", "gemma2", "olmo", "olmo2", "phi3"):
-    DEFAULT_PATTERNS[_alias] = DEFAULT_PATTERNS["llama"]
-GENERIC_PATTERNS = [r"(^|\.)mlp\."]
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    """Shape of one tracked layer in homogeneous coordinates."""
-
-    name: str
-    d_out: int
-    d_in: int  # without the bias column
-    bias: bool
-
-    @property
-    def d_in_h(self) -> int:
-        return self.d_in + int(self.bias)
-
-
-def module_info(name: str, module: nn.Module) -> ModuleInfo:
-    if isinstance(module, nn.Linear):
-        return ModuleInfo(name, module.out_features, module.in_features, module.bias is not None)
-    if is_conv1d(module):
-        d_in, d_out = module.weight.shape
-        return ModuleInfo(name, d_out, d_in, module.bias is not None)
-    raise ModuleMatchError(
-        f"module {name!r} is a {type(module).__name__}; only nn.Linear and Conv1D are trackable"
-    )
-
-
-def default_patterns(model: nn.Module) -> list[str]:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return list(DEFAULT_PATTERNS.get(model_type, GENERIC_PATTERNS))
-
-
-def find_tracked_modules(model: nn.Module, patterns: list[str] | None = None) -> list[str]:
-    """Names (model order) of the trackable layers matching any pattern (regex, ``re.search``).
-
-    ``None`` = the MLP linears of the architecture. Raises :class:`ModuleMatchError` for a pattern
-    that matches no trackable layer, or when nothing at all matches.
-    """
-    explicit = patterns is not None
-    pats = list(patterns) if explicit else default_patterns(model)
-    compiled = []
-    for p in pats:
-        try:
-            compiled.append(re.compile(p))
-        except re.error as exc:
-            raise ModuleMatchError(
-                f"module pattern {p!r} is not a valid regular expression: {exc}"
-            ) from exc
-    types = trackable_types()
-    trackable = [n for n, m in model.named_modules() if isinstance(m, types)]
-    chosen = [n for n in trackable if any(c.search(n) for c in compiled)]
-    if explicit:
-        for p, c in zip(pats, compiled):
-            if not any(c.search(n) for n in trackable):
-                raise ModuleMatchError(
-                    f"module pattern {p!r} matches no nn.Linear/Conv1D layer of {type(model).__name__}; "
-                    f"trackable layers are e.g. {trackable[:6]}"
-                )
-    if not chosen:
-        raise ModuleMatchError(
-            f"no trackable (nn.Linear/Conv1D) layer of {type(model).__name__} matches {pats}; "
-            f"pass module_patterns explicitly (trackable layers: {trackable[:6]}...)"
-        )
-    return chosen
+from .labels import sample_targets, summed_loss
+from .tracked import ModuleInfo, find_tracked_modules, module_info
 
 
 def model_fingerprint(model: nn.Module, modules: list[str] | None = None) -> str:
@@ -167,33 +70,8 @@ def small_lapack(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------------------------
-# batches
+# batch checks
 # ----------------------------------------------------------------------------------------------
-def make_batches(
-    tensors: Mapping[str, torch.Tensor], batch_size: int
-) -> list[dict[str, torch.Tensor]]:
-    """Split ``{input_ids, attention_mask[, labels]}`` [N,T] into a list of batch dicts (views).
-
-    Missing ``attention_mask`` = all ones; missing ``labels`` = input_ids with padding set to -100
-    (the training-sequence convention of docs/design.md).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ids = tensors["input_ids"]
-    mask = tensors.get("attention_mask")
-    mask = torch.ones_like(ids) if mask is None else mask
-    labels = tensors.get("labels")
-    labels = ids.masked_fill(mask == 0, -100) if labels is None else labels
-    return [
-        {
-            "input_ids": ids[i : i + batch_size],
-            "attention_mask": mask[i : i + batch_size],
-            "labels": labels[i : i + batch_size],
-        }
-        for i in range(0, ids.shape[0], batch_size)
-    ]
-
-
 def context_length(model: nn.Module) -> int | None:
     cfg = getattr(model, "config", None)
     for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
@@ -243,61 +121,6 @@ def check_nonempty(batch: Mapping[str, torch.Tensor], what: str, index: int, off
         )
 
 
-def sequence_seeds(input_ids: torch.Tensor, attention_mask: torch.Tensor, seed: int) -> list[int]:
-    """One seed per sequence from (seed, its tokens): sampled labels do not depend on batching or sharding."""
-    out = []
-    for ids, m in zip(input_ids.cpu(), attention_mask.cpu()):
-        crc = zlib.crc32(ids[m.bool()].numpy().tobytes())
-        out.append((seed * 1_000_003 + crc) % (2**62))
-    return out
-
-
-def sequence_uniforms(batch: Mapping[str, torch.Tensor], seed: int) -> torch.Tensor:
-    """Uniforms [B, T] in [0, 1), float64, on CPU: sequence b's real (attention_mask = 1) positions get, in
-    order, the draws of one CPU generator seeded by (seed, its real tokens) (see :func:`sequence_seeds`);
-    padded positions get 0. So the draws depend neither on batching, sharding, padding length or side, nor
-    on the device."""
-    ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
-    out = torch.zeros(ids.shape, dtype=torch.float64)
-    gen = torch.Generator()
-    for b, s in enumerate(sequence_seeds(ids, mask, seed)):
-        gen.manual_seed(s)
-        m = mask[b]
-        out[b, m] = torch.rand(int(m.sum()), generator=gen, dtype=torch.float64)
-    return out
-
-
-def sample_targets(
-    logits: torch.Tensor, batch: Mapping[str, torch.Tensor], seed: int
-) -> torch.Tensor:
-    """Targets for positions 0..T-2 drawn from the model's predictive distribution; -100 where the
-    real label does not count. Deterministic per sequence (see :func:`sequence_uniforms`).
-
-    Inverse-CDF sampling, vectorised over the batch: target = the first token whose cumulative
-    probability exceeds u (float64 cumulative sums, in chunks of rows to bound memory)."""
-    valid = batch["labels"][:, 1:] != -100
-    B, T1 = valid.shape
-    u = sequence_uniforms(batch, seed)[:, :-1].to(logits.device)
-    lg = logits[:, :-1].detach()
-    out = torch.empty((B, T1), dtype=torch.long, device=logits.device)
-    V = lg.shape[-1]
-    rows = max(1, (1 << 24) // max(1, T1 * V))  # ≤ 16M float64 elements at a time
-    for s in range(0, B, rows):
-        w = lg[s : s + rows].double()
-        w = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # unnormalised CDF
-        x = (u[s : s + rows] * w[..., -1]).unsqueeze(-1)
-        out[s : s + rows] = torch.searchsorted(w, x, right=True).squeeze(-1).clamp_(max=V - 1)
-    return out.masked_fill_(~valid, -100)
-
-
-def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Sum of token cross-entropies; ``targets`` [B,T-1] already shifted (position t predicts t+1)."""
-    lg = logits[:, :-1].float()
-    return F.cross_entropy(
-        lg.reshape(-1, lg.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # the tracker: activations a_t and output gradients g_t of every tracked layer, one batch at a time
 # ----------------------------------------------------------------------------------------------
@@ -316,7 +139,7 @@ class Tracker:
             raise ModuleMatchError(f"model has no module named {missing}")
         self.modules = list(modules)
         self.layers = [named[m] for m in modules]
-        self.infos = [module_info(n, named[n]) for n in modules]
+        self.infos: list[ModuleInfo] = [module_info(n, named[n]) for n in modules]
         self.autocast_dtype = autocast_dtype
         self._inputs: list[torch.Tensor | None] = []
         self._outputs: list[torch.Tensor | None] = []

@@ -1,33 +1,20 @@
-"""Reference estimators for validation (tiny models only: everything here is dense over the tracked
+"""Dense references for validation (tiny models only: everything here is dense over the tracked
 parameters). Independent of the engine's hooks: gradients come from autograd on the parameters.
+Per-example gradients, the exact GNH's rows, Woodbury and LiSSA solves, the engine's factors as
+a dense matrix, textbook PCG. Every estimator's scores on one task: :mod:`.comparison`.
 
 Layout: the tracked parameter vector is the concatenation over modules of DW [d_out, d_in(+1)]
 flattened row-major (bias = last column; GPT-2 Conv1D weights transposed to [out, in]).
-
-Estimators (all return scores [Q, N] = q^T M r with the same sign convention as the engine):
-  exact     (G + D)^-1 with G the exact GNH (expected over the model's predictive distribution)
-            = (1/N) Σ_n J_n^T H_n J_n over the fit sequences, D = per-module λ; solved by Woodbury
-  block     the same, G restricted to per-module diagonal blocks
-  lissa     LiSSA recursion with exact per-sequence GNH-vector products
-  gradient_dot  identity
-  kfac, ekfac   the engine (factors fitted with ``label_samples`` label draws per fit sequence)
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from .arguments import FitConfig, ScoreConfig
-from .factors import build_factors, compute_eigenbasis, fit_covariance, fit_eigen_correction
-from .modules import find_tracked_modules, is_conv1d, module_info
-from .refine import RefineConfig, refine_queries
-from .scoring import precondition_queries, score_training
+from .tracked import is_conv1d, module_info
 
 
 def _param_layout(model: nn.Module, modules: list[str]):
@@ -91,7 +78,7 @@ def per_example_gradients(
 ) -> torch.Tensor:
     """[N, P] explicit per-sequence gradients of the summed CE (``targets="labels"``) or of the
     sampled-label loss (``targets=seed``, same sampling as the engine)."""
-    from .modules import sample_targets, summed_loss
+    from .labels import sample_targets, summed_loss
 
     layout = _param_layout(model, modules)
     params = _params(layout)
@@ -201,195 +188,6 @@ def lissa(
             x = X + x - (Rb.T @ (Rb @ x) / m + damp[:, None] * x) / s
         out += x / s
     return out / (repeats if batch is not None else 1)
-
-
-def _rows_per_seq(model, modules, batches) -> list[int]:
-    out = []
-    V = None
-    for b in batches:
-        for i in range(b["input_ids"].shape[0]):
-            if V is None:
-                V = _logits(model, b["input_ids"][:1], b["attention_mask"][:1]).shape[-1]
-            out.append(int((b["labels"][i, 1:] != -100).sum()) * V)
-    return out
-
-
-def _corr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-    """Mean over queries of the Pearson / Spearman correlation across training sequences."""
-    from scipy.stats import pearsonr, spearmanr
-
-    ps, ss = [], []
-    for x, y in zip(a.double().numpy(), b.double().numpy()):
-        ps.append(pearsonr(x, y)[0])
-        ss.append(spearmanr(x, y)[0])
-    return float(sum(ps) / len(ps)), float(sum(ss) / len(ss))
-
-
-ESTIMATORS = ("exact", "block", "ekfac", "kfac", "lissa", "gradient_dot")
-_REFINED = re.compile(r"^ekfac_pcg(\d+)_(gnh|sampled)$")
-
-
-def parse_refined(name: str) -> tuple[int, str] | None:
-    """``ekfac_pcg{k}_{products}`` -> (k, products); None for any other estimator name."""
-    m = _REFINED.match(name)
-    return (int(m.group(1)), m.group(2)) if m else None
-
-
-def _engine_factors(
-    model: nn.Module, modules: list[str], fit_batches, strategy: str, label_samples: int
-):
-    """The engine's KFAC/EK-FAC factors with ``label_samples`` label draws per fit sequence (merged)."""
-    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-    cfg = FitConfig(strategy=strategy, dtype=dtype, factor_dtype="float64", device="cpu",
-                    module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules], progress=False)  # fmt: skip
-    cov = corr = None
-    for s in range(label_samples):  # several label draws per fit sequence, merged exactly
-        cs = fit_covariance(model, fit_batches, replace(cfg, seed=s))
-        cov = cs if cov is None else cov.merge(cs)
-    eig = compute_eigenbasis(cov)
-    if strategy == "ekfac":
-        for s in range(label_samples):
-            cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
-            corr = cr if corr is None else corr.merge(cr)
-    return build_factors(eig, corr, cfg)
-
-
-def estimator_scores(
-    model: nn.Module,
-    train_batches: Sequence,
-    query_batches: Sequence,
-    fit_batches: Sequence | None = None,
-    estimators: Sequence[str] = ESTIMATORS,
-    modules: list[str] | None = None,
-    damping_scale: float = 0.1,
-    label_samples: int = 4,
-    lissa_depth: int = 300,
-    lissa_batch: int | None = None,
-    diagnostics: dict | None = None,
-    refine_label_samples: int | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Scores [Q, N] of each estimator, all with the same per-module damping
-    λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ).
-
-    ``ekfac_pcg{k}_{gnh|sampled}``: EK-FAC refined by k PCG steps on the fit set (``refine.py``;
-    sampled products use ``refine_label_samples`` draws, None = the EK-FAC fit's ``label_samples``,
-    seeds from 0 so the first draws are the fit's own); their per-step
-    residuals go into ``diagnostics[name]`` when a dict is given."""
-    fit_batches = train_batches if fit_batches is None else fit_batches
-    modules = find_tracked_modules(model) if modules is None else modules
-    slices = module_slices(model, modules)
-    t0 = time.perf_counter()
-    R, n = gnh_rows(model, modules, fit_batches)
-    t_rows = time.perf_counter() - t0
-    damp = torch.empty(R.shape[1], dtype=torch.float64)
-    damp_by_module = {}
-    for m, sl in zip(modules, slices):
-        lam = float((R[:, sl] ** 2).sum() / n / (sl.stop - sl.start)) * damping_scale
-        damp[sl] = lam
-        damp_by_module[m] = lam
-    Gq = per_example_gradients(model, modules, query_batches)  # [Q, P]
-    Gt = per_example_gradients(model, modules, train_batches)  # [N, P]
-    out: dict[str, torch.Tensor] = {}
-    secs: dict[str, float] = {}
-    grams = None
-    fitted, fit_secs, runs = {}, {}, {}
-    residuals = {} if diagnostics is None else diagnostics  # refined rows: RefinedQueries.metrics()
-    for est in estimators:
-        t = time.perf_counter()
-        if est in ("exact", "block") and grams is None:
-            grams = block_grams(R, damp, slices)
-            t_rows += time.perf_counter() - t
-            t = time.perf_counter()
-        if est == "exact":
-            out[est] = woodbury_solve(R, sum(grams), n, damp, Gq.T).T @ Gt.T
-            secs[est] = time.perf_counter() - t + t_rows
-        elif est == "block":
-            pre = torch.zeros_like(Gq)
-            for sl, gr in zip(slices, grams):
-                pre[:, sl] = woodbury_solve(R[:, sl], gr, n, damp[sl], Gq[:, sl].T).T
-            out[est] = pre @ Gt.T
-            secs[est] = time.perf_counter() - t + t_rows
-        elif est == "lissa":
-            pre = lissa(
-                R,
-                _rows_per_seq(model, modules, fit_batches),
-                n,
-                damp,
-                Gq.T,
-                depth=lissa_depth,
-                batch=lissa_batch,
-            ).T
-            out[est] = pre @ Gt.T
-            secs[est] = time.perf_counter() - t + t_rows
-        elif est == "gradient_dot":
-            out[est] = Gq @ Gt.T
-            secs[est] = time.perf_counter() - t
-        elif est in ("ekfac", "kfac") or parse_refined(est) is not None:
-            refined = parse_refined(est)
-            kind = "ekfac" if refined else est
-            fit_now = kind not in fitted
-            if fit_now:  # refined rows reuse EK-FAC's factors (every row counts the fit time)
-                t_fit = time.perf_counter()
-                fitted[kind] = _engine_factors(model, modules, fit_batches, kind, label_samples)
-                fitted[kind].damping = dict(damp_by_module)
-                fit_secs[kind] = time.perf_counter() - t_fit
-            fac = fitted[kind]
-            dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-            sc = ScoreConfig(rank=None, dtype=dtype, device="cpu", progress=False, per_token=False)
-            extra = 0.0 if fit_now else fit_secs[kind]
-            if refined is None:
-                q = precondition_queries(model, fac, query_batches, sc)
-            else:  # one PCG run per product kind serves every k (row time: its first k steps)
-                steps, products = refined
-                if products not in runs:
-                    ks = [
-                        parse_refined(e)[0]
-                        for e in estimators
-                        if (parse_refined(e) or (0, ""))[1] == products
-                    ]
-                    draws = label_samples if refine_label_samples is None else refine_label_samples
-                    rc = RefineConfig(steps=max(ks), products=products, label_samples=draws,
-                                      batch_size=16, dtype=dtype, device="cpu", progress=False)  # fmt: skip
-                    runs[products] = refine_queries(
-                        model, fac, query_batches, fit_batches, rc, sc, also_steps=ks
-                    )
-                ref = runs[products]
-                q = ref.at[steps]
-                m = ref.metrics()
-                residuals[est] = {**m, "steps": steps, "residual_mean": m["residual_mean"][: steps + 1],
-                                  "residual_max": m["residual_max"][: steps + 1],
-                                  "preconditioned_residual_mean": m["preconditioned_residual_mean"][: steps + 1],
-                                  "step_seconds": m["step_seconds"][:steps]}  # fmt: skip
-                t = time.perf_counter()  # scoring only; the refinement's share is added below
-                extra = fit_secs[kind] + ref.setup_seconds + sum(ref.seconds[:steps])
-            out[est] = score_training(model, fac, q, train_batches, sc).total.double()
-            secs[est] = time.perf_counter() - t + extra
-        else:
-            raise ValueError(
-                f"unknown estimator {est!r}; choose from {ESTIMATORS} or ekfac_pcg<k>_<gnh|sampled>"
-            )
-    return out, secs
-
-
-def compare_estimators(
-    model: nn.Module,
-    train_batches: Sequence,
-    query_batches: Sequence,
-    estimators: Sequence[str] = ESTIMATORS,
-    reference: str = "exact",
-    **kw,
-):
-    """DataFrame(estimator, pearson, spearman, seconds) against the ``reference`` estimator
-    (mean over queries of the correlation across training sequences)."""
-    import pandas as pd
-
-    ests = list(dict.fromkeys([reference, *estimators]))
-    scores, secs = estimator_scores(model, train_batches, query_batches, estimators=ests, **kw)
-    rows = []
-    for e in estimators:
-        p, s = _corr(scores[e], scores[reference])
-        rows.append({"estimator": e, "pearson": p, "spearman": s, "seconds": secs[e]})
-    return pd.DataFrame(rows)
 
 
 def dense_preconditioner(factors, modules: list[str]) -> torch.Tensor:

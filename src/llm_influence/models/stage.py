@@ -121,6 +121,59 @@ def tokenize_corpus(ctx: StageContext) -> dict[str, Any]:
     return {k: meta[k] for k in ("n_train", "n_heldout", "n_truncated", "train_tokens")}
 
 
+def _use_pretrained(name, spec, recipe, tokenizer, train, heldout, device):
+    """A pretrained model, not trained further: (model, train_log, eval_log, initial loss,
+    final train loss on 256 training sequences, seconds)."""
+    model = load_model(
+        spec.pretrained, device, recipe.dtype, trust_remote_code=spec.trust_remote_code
+    )
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(
+            f"pretrain.models.{name}: tokenizer has {len(tokenizer)} tokens but {spec.pretrained} only "
+            f"{model.config.vocab_size} embeddings; set tokenizer.pretrained to the same model"
+        )
+    initial = heldout_loss(model, heldout, recipe.eval_batch_size, device)
+    subset = {k: v[:256] for k, v in train.items()}
+    train_log = pd.DataFrame(columns=["step", "tokens", "loss", "lr"])
+    eval_log = pd.DataFrame([(0, 0, initial)], columns=["step", "tokens", "heldout_loss"])
+    final_train = heldout_loss(model, subset, recipe.eval_batch_size, device)
+    return model, train_log, eval_log, initial, final_train, 0.0
+
+
+def _train(name, spec, recipe, tokenizer, train, heldout, meta, seed, device):
+    """A model trained from scratch: the same tuple as :func:`_use_pretrained` (final train loss
+    = mean over the last 5 % of steps)."""
+    if meta["seq_len"] > spec.max_position:
+        raise ValueError(
+            f"pretrain.models.{name}.max_position={spec.max_position} is shorter than tokenizer.seq_len={meta['seq_len']}"
+        )
+    model, train_log, eval_log = train_from_scratch(
+        spec, recipe, tokenizer, train, heldout, seed, device, desc=f"pretrain {name}"
+    )
+    initial = float(eval_log["heldout_loss"].iloc[0])
+    final_train = float(train_log["loss"].tail(max(1, len(train_log) // 20)).mean())
+    return model, train_log, eval_log, initial, final_train, train_log.attrs["seconds"]
+
+
+def _write_model(out: Path, model, tokenizer, train_log, eval_log, metrics, title: str) -> None:
+    """The model dir: weights + tokenizer, the loss logs, metrics.json and the loss curve."""
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    write_text(
+        out / A.TRAIN_LOG,
+        train_log.to_csv(index=False, float_format="%.8g", lineterminator="\n"),
+    )
+    write_text(
+        out / A.EVAL_LOG, eval_log.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    )
+    write_json(out / A.MODEL_METRICS, metrics)
+    fig = plot_loss_curve(train_log, eval_log, title)
+    fig.savefig(out / A.LOSS_CURVE, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def pretrain_model(ctx: StageContext) -> dict[str, Any]:
     name = ctx.wildcards["model"]
     recipe = TrainSpec.from_config(ctx.section("pretrain"))
@@ -138,35 +191,10 @@ def pretrain_model(ctx: StageContext) -> dict[str, Any]:
 
     seed_everything(ctx.seed)
     if spec.pretrained:
-        model = load_model(
-            spec.pretrained, device, recipe.dtype, trust_remote_code=spec.trust_remote_code
-        )
-        if len(tokenizer) > model.config.vocab_size:
-            raise ValueError(
-                f"pretrain.models.{name}: tokenizer has {len(tokenizer)} tokens but {spec.pretrained} only "
-                f"{model.config.vocab_size} embeddings; set tokenizer.pretrained to the same model"
-            )
-        initial = heldout_loss(model, heldout, recipe.eval_batch_size, device)
-        subset = {k: v[:256] for k, v in train.items()}
-        train_log = pd.DataFrame(columns=["step", "tokens", "loss", "lr"])
-        eval_log = pd.DataFrame([(0, 0, initial)], columns=["step", "tokens", "heldout_loss"])
-        final_train = heldout_loss(
-            model, subset, recipe.eval_batch_size, device
-        )  # no training: loss on 256 train sequences
-        seconds = 0.0
+        run = _use_pretrained(name, spec, recipe, tokenizer, train, heldout, device)
     else:
-        if meta["seq_len"] > spec.max_position:
-            raise ValueError(
-                f"pretrain.models.{name}.max_position={spec.max_position} is shorter than tokenizer.seq_len={meta['seq_len']}"
-            )
-        model, train_log, eval_log = train_from_scratch(
-            spec, recipe, tokenizer, train, heldout, ctx.seed, device, desc=f"pretrain {name}"
-        )
-        initial = float(eval_log["heldout_loss"].iloc[0])
-        final_train = float(
-            train_log["loss"].tail(max(1, len(train_log) // 20)).mean()
-        )  # last 5% of steps
-        seconds = train_log.attrs["seconds"]
+        run = _train(name, spec, recipe, tokenizer, train, heldout, meta, ctx.seed, device)
+    model, train_log, eval_log, initial, final_train, seconds = run
 
     final_heldout = heldout_loss(model, heldout, recipe.eval_batch_size, device)
     n_params, n_tracked = count_params(model)
@@ -186,21 +214,8 @@ def pretrain_model(ctx: StageContext) -> dict[str, Any]:
         facts = read_world(corpus).get("facts", [])
         metrics.update(fact_recall(model, tokenizer, facts, device))
 
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    write_text(
-        out / A.TRAIN_LOG,
-        train_log.to_csv(index=False, float_format="%.8g", lineterminator="\n"),
-    )
-    write_text(
-        out / A.EVAL_LOG, eval_log.to_csv(index=False, float_format="%.8g", lineterminator="\n")
-    )
-    write_json(out / A.MODEL_METRICS, metrics)
-    fig = plot_loss_curve(train_log, eval_log, f"Pretraining loss: {name} ({_describe(spec)})")
-    fig.savefig(out / A.LOSS_CURVE, dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    title = f"Pretraining loss: {name} ({_describe(spec)})"
+    _write_model(out, model, tokenizer, train_log, eval_log, metrics, title)
     ctx.logger.info("pretrain %s: %s", name, json.dumps(metrics, sort_keys=True))
     steps = max(1, len(train_log))
     return {

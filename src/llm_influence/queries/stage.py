@@ -54,6 +54,27 @@ def max_length_of(config: dict[str, Any]) -> int:
     return min(limit, int(seq_len)) if isinstance(seq_len, int) else limit
 
 
+def _columns(queries, truth, counts) -> dict[str, list]:
+    """The columns of ``queries.parquet``: each query's fields, ground truth and token counts."""
+    return {
+        "name": [q.name for q in queries],
+        "prompt": [q.prompt for q in queries],
+        "completion": [q.completion for q in queries],
+        "language": [q.language for q in queries],
+        "tags": [list(q.tags) for q in queries],
+        "translation_of": [q.translation_of for q in queries],
+        "variant_of": [q.variant_of for q in queries],
+        "fact_id": [q.fact_id for q in queries],
+        "order": [q.order for q in queries],
+        "proponents": truth["proponents"].tolist(),
+        "proponents_flipped": truth["proponents_flipped"].tolist(),
+        "proponents_flipped_norelation": truth["proponents_flipped_norelation"].tolist(),
+        "n_tokens": [c["n_tokens"] for c in counts],
+        "n_prompt_tokens": [c["n_prompt_tokens"] for c in counts],
+        "n_completion_tokens": [c["n_completion_tokens"] for c in counts],
+    }
+
+
 def build_queries(ctx) -> dict[str, Any]:
     """Stage entry point (rule ``queries``)."""
     from transformers import AutoTokenizer
@@ -80,23 +101,7 @@ def build_queries(ctx) -> dict[str, Any]:
 
     out = Path(ctx.output["queries"])
     out.mkdir(parents=True, exist_ok=True)
-    columns = {
-        "name": [q.name for q in queries],
-        "prompt": [q.prompt for q in queries],
-        "completion": [q.completion for q in queries],
-        "language": [q.language for q in queries],
-        "tags": [list(q.tags) for q in queries],
-        "translation_of": [q.translation_of for q in queries],
-        "variant_of": [q.variant_of for q in queries],
-        "fact_id": [q.fact_id for q in queries],
-        "order": [q.order for q in queries],
-        "proponents": truth["proponents"].tolist(),
-        "proponents_flipped": truth["proponents_flipped"].tolist(),
-        "proponents_flipped_norelation": truth["proponents_flipped_norelation"].tolist(),
-        "n_tokens": [c["n_tokens"] for c in counts],
-        "n_prompt_tokens": [c["n_prompt_tokens"] for c in counts],
-        "n_completion_tokens": [c["n_completion_tokens"] for c in counts],
-    }
+    columns = _columns(queries, truth, counts)
     table = pa.Table.from_pydict(columns, schema=QUERIES_SCHEMA)
     with atomic_path(out / TABLE) as tmp:
         pq.write_table(table, tmp, compression="zstd")

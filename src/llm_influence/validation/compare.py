@@ -18,13 +18,9 @@ from llm_influence.influence import (
     precondition_queries,
     score_training,
 )
-from llm_influence.influence.modules import module_info
-from llm_influence.influence.reference import (
-    estimator_scores,
-    gnh_rows,
-    module_slices,
-    per_example_gradients,
-)
+from llm_influence.influence.comparison import estimator_scores
+from llm_influence.influence.reference import gnh_rows, module_slices, per_example_gradients
+from llm_influence.influence.tracked import module_info
 
 from .config import ESTIMATORS, ValidationConfig
 from .mse import lissa, mse_estimator_scores

@@ -85,7 +85,7 @@ def rank_curve(rank_table: pd.DataFrame, full_rank: int) -> Figure:
 def refine_curve(table: pd.DataFrame) -> Figure:
     """Pearson with exact against the number of PCG steps (0 = EK-FAC), per task and product kind;
     the exact per-module block as a dotted reference line."""
-    from llm_influence.influence.reference import parse_refined
+    from llm_influence.influence.comparison import parse_refined
 
     rows = []
     for r in table.itertuples():

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from llm_influence.influence.reference import parse_refined
+from llm_influence.influence.comparison import parse_refined
 from llm_influence.studies.figures import save_figure
 from llm_influence.utils.io import atomic_path, write_json
 from llm_influence.workflow.context import StageContext
@@ -111,6 +111,43 @@ def _refine_summary(piv) -> dict[str, Any]:
     return out
 
 
+def _run_task(name: str, cfg: ValidationConfig, seed: int):
+    """One validation task: (task, scores by estimator, correlation table, its metrics)."""
+    t = time.perf_counter()
+    task = build_task(name, cfg, seed)
+    t_build = time.perf_counter() - t
+    diagnostics: dict[str, Any] = {}
+    scores, secs = task_scores(task, cfg, seed=seed, diagnostics=diagnostics)
+    tab = correlation_table(name, scores, secs)
+    metrics = {
+        "pearson": {r.estimator: float(r.pearson) for r in tab.itertuples()},
+        "spearman": {r.estimator: float(r.spearman) for r in tab.itertuples()},
+        "seconds": {r.estimator: float(r.seconds) for r in tab.itertuples()},
+        "refine_residuals": diagnostics,
+        "tracked_params": tracked_params(task.model, task.modules),
+        "train_seconds": t_build,
+        **{k: v for k, v in task.info.items()},
+    }
+    return task, scores, tab, metrics
+
+
+def _write_tables_and_figures(out, table, rank_table, rank_model, full, lm_scores, lm_pearson):
+    """correlations.csv, rank_correlation.csv and the figures of the study directory."""
+    with atomic_path(out / "correlations.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(out / "rank_correlation.csv") as tmp:
+        rank_table.assign(model=rank_model).to_csv(tmp, index=False, float_format="%.6g")
+    save_figure(estimator_bars(table), out / "estimators.png")
+    if table["estimator"].str.startswith("ekfac_pcg").any():
+        save_figure(refine_curve(table), out / "refine.png")
+    if lm_scores is not None:
+        save_figure(
+            ekfac_scatter(lm_scores["exact"].numpy(), lm_scores["ekfac"].numpy(), lm_pearson),
+            out / "ekfac_vs_exact_lm.png",
+        )
+    save_figure(rank_curve(rank_table, full), out / "rank_correlation.png")
+
+
 def validation_study(ctx: StageContext) -> dict[str, Any]:
     t_start = time.perf_counter()
     cfg = ValidationConfig.from_config(ctx.config["studies"]["validation"])
@@ -121,22 +158,8 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
     try:
         tables, per_task, lm_task, lm_scores = [], {}, None, None
         for name in cfg.tasks:
-            t = time.perf_counter()
-            task = build_task(name, cfg, ctx.seed)
-            t_build = time.perf_counter() - t
-            diagnostics: dict[str, Any] = {}
-            scores, secs = task_scores(task, cfg, seed=ctx.seed, diagnostics=diagnostics)
-            tab = correlation_table(name, scores, secs)
+            task, scores, tab, per_task[name] = _run_task(name, cfg, ctx.seed)
             tables.append(tab)
-            per_task[name] = {
-                "pearson": {r.estimator: float(r.pearson) for r in tab.itertuples()},
-                "spearman": {r.estimator: float(r.spearman) for r in tab.itertuples()},
-                "seconds": {r.estimator: float(r.seconds) for r in tab.itertuples()},
-                "refine_residuals": diagnostics,
-                "tracked_params": tracked_params(task.model, task.modules),
-                "train_seconds": t_build,
-                **{k: v for k, v in task.info.items()},
-            }
             ctx.logger.info("validation %s: %s", name, per_task[name]["pearson"])
             if name == "lm":
                 lm_task, lm_scores = task, scores
@@ -150,20 +173,10 @@ def validation_study(ctx: StageContext) -> dict[str, Any]:
                                 cfg.ranks, damping_scale=cfg.damping_scale, seed=ctx.seed)  # fmt: skip
         full = max_rank(rank_task.model, rank_task.modules)
 
-        with atomic_path(out / "correlations.csv") as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6g")
-        with atomic_path(out / "rank_correlation.csv") as tmp:
-            rank_table.assign(model=rank_task.name).to_csv(tmp, index=False, float_format="%.6g")
-        save_figure(estimator_bars(table), out / "estimators.png")
-        if table["estimator"].str.startswith("ekfac_pcg").any():
-            save_figure(refine_curve(table), out / "refine.png")
-        if lm_scores is not None:
-            p = per_task["lm"]["pearson"]["ekfac"]
-            save_figure(
-                ekfac_scatter(lm_scores["exact"].numpy(), lm_scores["ekfac"].numpy(), p),
-                out / "ekfac_vs_exact_lm.png",
-            )
-        save_figure(rank_curve(rank_table, full), out / "rank_correlation.png")
+        lm_pearson = per_task["lm"]["pearson"]["ekfac"] if lm_scores is not None else None
+        _write_tables_and_figures(
+            out, table, rank_table, rank_task.name, full, lm_scores, lm_pearson
+        )
 
         summary = _summary(table, rank_table)
         metrics = {

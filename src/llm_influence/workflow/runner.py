@@ -132,6 +132,80 @@ def _dir_outputs(smk: Any, outputs: Mapping[str, str]) -> set[str]:
     }
 
 
+def _make_temporaries(
+    finals: Mapping[str, Path], dir_outputs: set[str], temps: dict[str, Path]
+) -> None:
+    """A fresh hidden sibling per output (an empty directory for a directory output), recorded
+    in ``temps`` one by one so that the caller removes every one made, even after an error."""
+    for name, final in finals.items():
+        remove_stale_temporaries(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temps[name] = temp_sibling(final)
+        if name in dir_outputs:
+            temps[name].mkdir()
+
+
+def _seed(ctx: StageContext) -> bool:
+    """Seed before the stage runs; whether torch was loaded (a stage whose module does not
+    import torch -- corpus, studies, summary -- runs without it)."""
+    from llm_influence.utils.seeding import seed_everything, seed_python_numpy, torch_loaded
+
+    uses_torch = torch_loaded()
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(max(1, int(ctx.threads)))
+        seed_everything(ctx.seed)
+    else:
+        seed_python_numpy(ctx.seed)
+    return uses_torch
+
+
+def _write_headlines(
+    dirs: list[Path], spec: Mapping[str, str], rule: str, entry: Any, logger: logging.Logger
+) -> None:
+    """``headline.json`` in each directory, chosen from its ``metrics.json`` by ``spec``."""
+    for out in dirs:
+        detail = out / DETAIL_FILE
+        if not detail.is_file():
+            raise FileNotFoundError(
+                f"rule {rule}: {entry} wrote no {DETAIL_FILE}, which {HEADLINE_FILE} is made from"
+            )
+        write_json(out / HEADLINE_FILE, headline(read_json(detail), spec, logger))
+
+
+LATE_TORCH = (
+    "%s imported torch inside the stage, so torch was not seeded before it ran; "
+    "import torch at the top of its module to make its torch randomness reproducible"
+)
+
+
+def _publish(
+    finals: Mapping[str, Path], temps: Mapping[str, Path], dir_outputs: set[str], record, entry
+) -> None:
+    """Provenance into each directory output, then every temporary renamed to its final name."""
+    for name in dir_outputs:
+        write_json(temps[name] / PROVENANCE_FILE, record)
+    for name, final in finals.items():
+        if not temps[name].exists():
+            raise FileNotFoundError(f"stage {entry} did not write its output {name!r}")
+        _replace(temps[name], final)
+
+
+def _call(fn: Callable, ctx: StageContext, entry: Any) -> tuple[Any, float, float]:
+    """Seed, run the stage function: (its return value, start and end time)."""
+    from llm_influence.utils.seeding import torch_loaded
+
+    uses_torch = _seed(ctx)
+    ctx.logger.info("rule %s %s: running %s", ctx.rule, ctx.wildcards, entry)
+    start = time.time()
+    metrics = fn(ctx)
+    end = time.time()
+    if torch_loaded() and not uses_torch:
+        ctx.logger.warning(LATE_TORCH, entry)
+    return metrics, start, end
+
+
 def run_stage(
     entry: str | Callable[[StageContext], Mapping[str, Any] | None],
     *,
@@ -153,80 +227,35 @@ def run_stage(
     ``headline.json`` from the stage's ``metrics.json`` into each directory output
     (:mod:`llm_influence.workflow.headline`). Returns the provenance record.
     """
-    from llm_influence.utils.seeding import seed_everything, seed_python_numpy, torch_loaded
-
     logger = logger or logging.getLogger("llm_influence")
     dir_outputs = set(outputs) if dir_outputs is None else set(dir_outputs)
     fn = load_entry(entry) if isinstance(entry, str) else entry
     finals = {name: Path(path) for name, path in outputs.items()}
     temps: dict[str, Path] = {}
     try:
-        for name, final in finals.items():
-            remove_stale_temporaries(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temps[name] = temp_sibling(final)
-            if name in dir_outputs:
-                temps[name].mkdir()
+        _make_temporaries(finals, dir_outputs, temps)
         ctx = StageContext(
             rule=rule,
             config=dict(config),
             input={
                 k: [Path(p) for p in v] if isinstance(v, list) else Path(v)
                 for k, v in inputs.items()
-            },
+            },  # fmt: skip
             output=dict(temps),
             wildcards=dict(wildcards or {}),
             threads=int(threads),
             logger=logger,
         )
-        # A stage whose module does not import torch (corpus, studies, summary) runs without it.
-        uses_torch = torch_loaded()
-        if uses_torch:
-            import torch
-
-            torch.set_num_threads(max(1, int(threads)))
-            seed_everything(ctx.seed)
-        else:
-            seed_python_numpy(ctx.seed)
-        logger.info("rule %s %s: running %s", rule, dict(wildcards or {}), entry)
-        start = time.time()
-        metrics = fn(ctx)
-        end = time.time()
-        if torch_loaded() and not uses_torch:
-            logger.warning(
-                "%s imported torch inside the stage, so torch was not seeded before it ran; "
-                "import torch at the top of its module to make its torch randomness reproducible",
-                entry,
-            )
+        metrics, start, end = _call(fn, ctx, entry)
         if headline_spec is not None:
-            for name in dir_outputs:
-                detail = temps[name] / DETAIL_FILE
-                if not detail.is_file():
-                    raise FileNotFoundError(
-                        f"rule {rule}: {entry} wrote no {DETAIL_FILE}, which {HEADLINE_FILE} "
-                        "is made from"
-                    )
-                write_json(
-                    temps[name] / HEADLINE_FILE, headline(read_json(detail), headline_spec, logger)
-                )
+            _write_headlines([temps[n] for n in dir_outputs], headline_spec, rule, entry, logger)
         record = build_record(
-            rule=rule,
-            wildcards=ctx.wildcards,
+            rule=rule, wildcards=ctx.wildcards,
             config=params_config if params_config is not None else config,
-            code_files=code_files or [],
-            seed=ctx.seed,
-            device=ctx.device,
-            threads=ctx.threads,
-            start=start,
-            end=end,
-            metrics=metrics,
-        )
-        for name in dir_outputs:
-            write_json(temps[name] / PROVENANCE_FILE, record)
-        for name, final in finals.items():
-            if not temps[name].exists():
-                raise FileNotFoundError(f"stage {entry} did not write its output {name!r}")
-            _replace(temps[name], final)
+            code_files=code_files or [], seed=ctx.seed, device=ctx.device, threads=ctx.threads,
+            start=start, end=end, metrics=metrics,
+        )  # fmt: skip
+        _publish(finals, temps, dir_outputs, record, entry)
         logger.info("rule %s done in %.1f s", rule, end - start)
         return record
     finally:
