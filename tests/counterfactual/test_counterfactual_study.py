@@ -6,11 +6,13 @@ recorded as skipped."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from scipy.stats import spearmanr
 
 from llm_influence.artifacts.scores import write_score_table
@@ -20,6 +22,10 @@ from llm_influence.studies.counterfactual import CLAIMS, judge_lds, judge_leaveo
 from llm_influence.studies.summary import build_summary
 from llm_influence.utils.io import write_json
 
+# the shipped summary thresholds (the summary has no defaults of its own)
+REPORT = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/config.yaml").read_text())[
+    "report"
+]
 CFG = {"alpha": 0.5, "subsets": 6, "seeds": 1, "remove_k": 1, "n_bootstrap": 200,
        "models": ["m"], "leaveout_tag": "factual", "keep_models": False}  # fmt: skip
 QUERIES = ["fact_a", "fact_b", "poem"]
@@ -114,7 +120,7 @@ def test_checks_follow_the_numbers(tmp_path) -> None:
     lds = flipped["per_model"]["m"]["lds"]
     lds["ekfac"]["mean"], lds["graddot"]["mean"] = -0.2, 0.1
     assert judge_lds(flipped).verdict == FAILS
-    rows = build_summary({"counterfactual": metrics}, ["m"]).set_index("id")
+    rows = build_summary({"counterfactual": metrics}, ["m"], REPORT).set_index("id")
     assert [c.id for c in CLAIMS] == ["counterfactual.lds", "counterfactual.leaveout"]
     for cid in ("counterfactual.lds", "counterfactual.leaveout"):
         assert rows.loc[cid, "claim"].startswith("(validity check, not a paper claim)")
@@ -126,6 +132,6 @@ def test_no_retrainable_model_is_recorded_as_skipped(tmp_path) -> None:
     metrics = run(inputs, {**CFG, "models": []})
     assert "pretrained checkpoint has no recipe" in metrics["skipped"]
     assert (tmp_path / "out" / "counterfactual.png").is_file()
-    rows = build_summary({"counterfactual": metrics}, ["pythia-70m"]).set_index("id")
+    rows = build_summary({"counterfactual": metrics}, ["pythia-70m"], REPORT).set_index("id")
     assert rows.loc["counterfactual.lds", "verdict"] == INCONCLUSIVE
     assert "no recipe" in rows.loc["counterfactual.lds", "ours"]

@@ -210,5 +210,6 @@ def test_study_on_tfidf_candidates_says_so(artifacts, tmp_path):
         assert m["scored_on"][model] == {"candidates": "tfidf", "sequences": len(seen.doc_id),
                                          "n_train": seen.n_train}  # fmt: skip
     notes = candidates_only({"sparsity": m})
-    text = render_markdown(build_summary({"sparsity": m}, MODELS), MODELS, notes)
+    report = _studies_conftest().REPORT_CFG
+    text = render_markdown(build_summary({"sparsity": m}, MODELS, report), MODELS, notes)
     assert "Scored on TF-IDF candidates only" in text and f"sparsity ({notes['sparsity']}" in text
