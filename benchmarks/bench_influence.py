@@ -678,6 +678,7 @@ def main_stage(args, model, fit_t, train_t, q_t) -> dict:
             "fwd_bwd_train_full_runs_s": [round(b, 4) for b in full],
             "baseline_batches": args.baseline_batches,
             "memory_queries": args.memory_queries,
+            "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
             "load_average": list(os.getloadavg()),
         },
     }
