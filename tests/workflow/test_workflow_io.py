@@ -127,3 +127,27 @@ def test_bad_entry_spec(tmp_path: Path) -> None:
             inputs={},
             outputs={"out": tmp_path / "o"},
         )
+
+
+def test_save_tensors_is_byte_stable_across_processes(tmp_path: Path) -> None:
+    """safetensors orders its header from a hash map (different in every process); ours is sorted,
+    so the same tensors and metadata give the same bytes, and DVC the same hash."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from llm_influence.utils.io import save_tensors\n"
+        "save_tensors(sys.argv[1], {'b': torch.arange(6.0).view(2, 3), 'a': torch.ones(3, dtype=torch.int64)},\n"
+        "             metadata={f'key{i}': {'v': i, 'name': 'λ-é'} for i in range(12)})\n"
+    )
+    paths = [tmp_path / f"t{i}.safetensors" for i in range(3)]
+    for p in paths:
+        subprocess.run([sys.executable, "-c", code, str(p)], check=True)
+    blobs = [p.read_bytes() for p in paths]
+    assert blobs[0] == blobs[1] == blobs[2]
+    from llm_influence.utils.io import load_tensors
+
+    tensors, meta = load_tensors(paths[0])
+    assert tensors["b"].tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert meta["key11"] == {"v": 11, "name": "λ-é"}

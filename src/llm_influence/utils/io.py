@@ -102,6 +102,25 @@ def save_tensors(
     data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(data, str(tmp), metadata=meta)
+        canonical_header(tmp)
+
+
+def canonical_header(path: str | os.PathLike[str]) -> None:
+    """Rewrite a safetensors header in place with sorted keys, so that equal tensors and metadata
+    give equal bytes (and equal DVC hashes) in every process.
+
+    safetensors writes its JSON header from a hash map, in an order that changes from process to
+    process (huggingface/safetensors#584). The header is followed by the data and its entries give
+    offsets into the data, so re-ordering its keys changes nothing else; the canonical form has the
+    same length (same compact JSON, space padding to the original size)."""
+    with open(path, "r+b") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # cannot happen for a header safetensors wrote itself
+            raise ValueError(f"{path}: canonical safetensors header longer than the original")
+        fh.seek(8)
+        fh.write(text + b" " * (n - len(text)))
 
 
 def load_tensors(
