@@ -116,7 +116,9 @@ def canonical_header(path: str | os.PathLike[str]) -> None:
     with open(path, "r+b") as fh:
         n = int.from_bytes(fh.read(8), "little")
         header = json.loads(fh.read(n))
-        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(
+            header, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         if len(text) > n:  # cannot happen for a header safetensors wrote itself
             raise ValueError(f"{path}: canonical safetensors header longer than the original")
         fh.seek(8)
