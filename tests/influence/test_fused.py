@@ -194,3 +194,20 @@ class TestBadInput:
         bad = {"x": lambda x: {m: g[:, :1] for m, g in x.gradients.items()}}
         with pytest.raises(ValueError, match="query group 'x', module"):
             build_query_groups(model, factors, setup["queries"], scfg(rank=3), bad)
+
+
+def test_preallocated_tables_equal_the_concatenated_ones(setup):
+    """Given the sequence count, the tables are filled in place (flat memory): same numbers;
+    a wrong count is an error, not a silently truncated or padded table."""
+    cfg = scfg(rank=3)
+    model, factors = setup["model"], setup["factors"]
+    groups = build_query_groups(model, factors, setup["queries"], cfg)
+    n = sum(int(b["input_ids"].shape[0]) for b in setup["train"])
+    cat = score_groups(model, factors, groups, setup["train"], cfg)
+    pre = score_groups(model, factors, groups, setup["train"], cfg, n_sequences=n)
+    for name in groups:
+        assert torch.equal(cat[name].total, pre[name].total)
+        assert torch.equal(cat[name].layers, pre[name].layers)
+    for wrong, msg in ((n + 1, "held"), (n - 1, "more than")):
+        with pytest.raises(ValueError, match=msg):
+            score_groups(model, factors, groups, setup["train"], cfg, n_sequences=wrong)

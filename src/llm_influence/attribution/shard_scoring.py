@@ -118,6 +118,7 @@ def score_shard_sequences(
     refine: RefineConfig | None = None,
     refine_batches: Iterable | None = None,
     refine_replaces: bool = True,
+    n_sequences: int | None = None,
 ) -> ShardScores:
     """Every estimator of one shard in one pass. With ``refine.steps > 0`` the PCG-refined IHVPs
     (:func:`refine_queries`, products over ``refine_batches``) are the table's estimator when
@@ -143,8 +144,9 @@ def score_shard_sequences(
             groups["refined"] = refined.queries
             methods["refined"] = name
     out = score_groups(
-        model, factors, groups, train_batches, cfg, token_groups=["total"], candidates=candidates
-    )
+        model, factors, groups, train_batches, cfg, token_groups=["total"], candidates=candidates,
+        n_sequences=n_sequences,
+    )  # fmt: skip
     metrics["topk_entered"] = int(out["total"].meta.get("topk_entered", 0))
     metrics["contraction"] = sorted(set(out["total"].meta["contraction"].values()))
     return ShardScores(out, methods, metrics)

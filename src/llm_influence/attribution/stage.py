@@ -175,6 +175,7 @@ def score_shard(ctx: StageContext) -> dict[str, Any]:
         refine=refine,
         refine_batches=_refine_batches(ctx, data) if refine.steps > 0 else None,
         refine_replaces=bool(cfg["refine_replaces"]),
+        n_sequences=len(rows.rows),
     )
     write_shard(
         Path(ctx.output["shard"]), scores, rows=rows, data=data, modules=list(factors.modules)

@@ -147,6 +147,41 @@ def _pair_tokens(
     return torch.cat(out) if out else a.new_zeros(0, T)
 
 
+class _Tables:
+    """Each group's [Q, N] totals and [Q, N, M] module scores: preallocated when N is known,
+    else collected per batch and concatenated once."""
+
+    def __init__(self, names: list[str], n_queries: list[int], M: int, n: int | None):
+        self.n = n
+        if n is None:
+            self.parts: dict[str, list] = {g: [] for g in names}
+        else:
+            self.total = {g: torch.zeros(q, n) for g, q in zip(names, n_queries)}
+            self.layers = {g: torch.zeros(q, n, M) for g, q in zip(names, n_queries)}
+        self.shape = dict(zip(names, n_queries)), M
+
+    def add(self, name: str, offset: int, total: torch.Tensor, layers: torch.Tensor) -> None:
+        if self.n is None:
+            self.parts[name].append((total, layers))
+            return
+        B = total.shape[1]
+        if offset + B > self.n:
+            raise ValueError(f"the batches hold more than n_sequences={self.n} sequences")
+        self.total[name][:, offset : offset + B] = total
+        self.layers[name][:, offset : offset + B] = layers
+
+    def result(self, name: str, seen: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.n is not None:
+            if seen != self.n:
+                raise ValueError(f"the batches held {seen} sequences, n_sequences={self.n}")
+            return self.total[name], self.layers[name]
+        parts = self.parts.pop(name)
+        if not parts:
+            q, M = self.shape[0][name], self.shape[1]
+            return torch.zeros(q, 0), torch.zeros(q, 0, M)
+        return torch.cat([t for t, _ in parts], dim=1), torch.cat([lay for _, lay in parts], dim=1)
+
+
 def score_groups(
     model: nn.Module,
     factors: Factors,
@@ -157,6 +192,7 @@ def score_groups(
     token_groups: Sequence[str] | None = None,
     candidates: torch.Tensor | None = None,
     contraction: str = "auto",
+    n_sequences: int | None = None,
 ) -> dict[str, GroupScores]:
     """One forward+backward per training batch for every group at once.
 
@@ -165,7 +201,9 @@ def score_groups(
     the top-k of query q only among its candidates (e.g. its TF-IDF top-k); totals are computed for
     every pair regardless. ``cfg.rerank_full``: the top-k slots are re-scored with the groups' full-
     rank matrices (needs them kept: ``build_query_groups`` with the same cfg), and those entries of
-    ``total``/``layers`` replaced, as in Grosse et al. 2023 §3.2."""
+    ``total``/``layers`` replaced, as in Grosse et al. 2023 §3.2. ``n_sequences``: how many
+    sequences the batches hold, when known: the [Q, N] and [Q, N, M] tables are then allocated
+    once and filled in place (flat memory: no per-batch pieces and no second copy at the end)."""
     cfg = cfg or ScoreConfig()
     if not groups:
         raise ValueError("no query groups given")
@@ -203,8 +241,7 @@ def score_groups(
     M = len(factors.modules)
     tops = {n: StreamingTopK(groups[n].n_queries, cfg.topk, M) for n in token_groups}
     tmats = {n: _token_mats(groups[n], cfg.rerank_full, dev, cdt) for n in token_groups}
-    layers_out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    totals_out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    tables = _Tables(names, [q.n_queries for q in qlist], M, n_sequences)
     offset, ctx = 0, context_length(model)
     with tracker:
         for bi, raw in enumerate(iterate(train_batches, cfg.progress, "scores")):
@@ -221,8 +258,7 @@ def score_groups(
                 tot = lay.sum(-1).float().cpu()  # summed in the compute dtype
                 lay = lay.float().cpu()
                 for n, (lo, hi) in zip(names, bounds):
-                    layers_out[n].append(lay[lo:hi])
-                    totals_out[n].append(tot[lo:hi])
+                    tables.add(n, offset, tot[lo:hi], lay[lo:hi])
                 for n in token_groups:
                     lo, hi = bounds[names.index(n)]
                     keys = tot[lo:hi].clone()
@@ -255,10 +291,7 @@ def score_groups(
         raise ValueError(f"candidates cover {candidates.shape[1]} sequences, the batches {offset}")
     out = {}
     for n, q in zip(names, qlist):
-        if layers_out[n]:
-            lay, total = torch.cat(layers_out[n], dim=1), torch.cat(totals_out[n], dim=1)
-        else:
-            lay, total = torch.zeros(q.n_queries, 0, M), torch.zeros(q.n_queries, 0)
+        total, lay = tables.result(n, offset)
         top = tops[n].result() if n in tops else None
         meta = {
             "rank": q.rank,
