@@ -175,7 +175,9 @@ def test_study_on_tfidf_candidates_says_so(artifacts, tmp_path):
     import shutil
 
     import torch
-    from conftest import MODELS, STUDIES_CFG
+
+    conf = _studies_conftest()  # this directory's conftest (``import conftest`` may find another)
+    MODELS, STUDIES_CFG = conf.MODELS, conf.STUDIES_CFG  # noqa: N806
 
     from llm_influence.artifacts.scores import load_score_table, write_score_table
     from llm_influence.studies.summary import build_summary, candidates_only, render_markdown
