@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,29 +224,13 @@ def sampled_product_sums(
     """Σ_{n, draws} DW_n ⟨DW_n, v_q⟩ with DW_n the sampled-label per-sequence gradient over all
     tracked modules (⟨·,·⟩ sums over modules: the cross-module blocks of G are kept); the count is
     N × label_samples (each draw counts as a sequence, as when merging several factor fits)."""
-    dev, cdt, ctx = _setup(model, factors, cfg)
+    dev, cdt, _ = _setup(model, factors, cfg)
     _check_vectors(factors, vectors)
     vec = {m: v.to(dev, cdt) for m, v in vectors.items()}
-    flat = {m: v.reshape(v.shape[0], -1) for m, v in vec.items()}
-    tracker = Tracker(model, factors.modules, None)
-    sums = {m: torch.zeros_like(v) for m, v in vec.items()}
-    n = 0
-    with tracker:
-        for draw in range(cfg.label_samples):
-            for bi, raw in enumerate(iterate(fit_batches, cfg.progress, "sampled products")):
-                batch = prepare_batch(raw, dev, ctx, "fit", bi)
-                pairs = tracker.run(batch, cdt, sample_seed=cfg.seed + draw, what="fit", index=bi)
-                with torch.no_grad():
-                    dws = [(g.transpose(1, 2) @ a).flatten(1) for a, g in pairs]  # [B, O*I]
-                    coef = sum(dw @ flat[i.name].T for i, dw in zip(tracker.infos, dws))  # [B, Q]
-                    parts = [
-                        (coef.T @ dw).view_as(sums[i.name]) for i, dw in zip(tracker.infos, dws)
-                    ]
-                    _check_finite_products(parts, tracker.modules, "sampled", bi)
-                    for info, part in zip(tracker.infos, parts):
-                        sums[info.name] += part
-                n += batch["input_ids"].shape[0]
-    return ProductSums(sums, n)
+    total = ProductSums({m: torch.zeros_like(v) for m, v in vec.items()}, 0)
+    for bi, grads, n in _sampled_batch_gradients(model, factors, fit_batches, cfg, "products"):
+        total = total.merge(SampledGradients(grads, n).product_sums(vec, batch=bi))
+    return total
 
 
 @dataclass
@@ -257,10 +241,11 @@ class SampledGradients:
     grads: dict[str, torch.Tensor]
     n_sequences: int
 
-    def product_sums(self, vectors: Vectors) -> ProductSums:
+    def product_sums(self, vectors: Vectors, batch: int = -1) -> ProductSums:
+        """Σ_n DW_n ⟨DW_n, v_q⟩ for every query vector (``batch``: the fit batch, for errors)."""
         coef = sum(g @ vectors[m].reshape(vectors[m].shape[0], -1).T for m, g in self.grads.items())
         sums = {m: (coef.T @ g).view_as(vectors[m]) for m, g in self.grads.items()}
-        _check_finite_products(list(sums.values()), list(sums), "sampled", -1)
+        _check_finite_products(list(sums.values()), list(sums), "sampled", batch)
         return ProductSums(sums, self.n_sequences)
 
 
@@ -268,20 +253,31 @@ def sampled_gradients(
     model: nn.Module, factors: Factors, fit_batches: Iterable, cfg: RefineConfig
 ) -> SampledGradients:
     """One pass per label draw collecting DW_n (the same draws as :func:`sampled_product_sums`)."""
-    dev, cdt, ctx = _setup(model, factors, cfg)
-    tracker = Tracker(model, factors.modules, None)
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     n = 0
+    for _, grads, b in _sampled_batch_gradients(model, factors, fit_batches, cfg, "gradients"):
+        for m, g in grads.items():
+            chunks[m].append(g)
+        n += b
+    return SampledGradients({m: torch.cat(c) for m, c in chunks.items()}, n)
+
+
+def _sampled_batch_gradients(
+    model: nn.Module, factors: Factors, fit_batches: Iterable, cfg: RefineConfig, what: str
+) -> Iterator[tuple[int, dict[str, torch.Tensor], int]]:
+    """(fit batch, per-sequence sampled-label gradients {module: [B, O·I]}, B) for every label
+    draw (seeds ``cfg.seed`` ..) and batch: the one pass both sampled products are built from."""
+    dev, cdt, ctx = _setup(model, factors, cfg)
+    tracker = Tracker(model, factors.modules, None)
     with tracker:
         for draw in range(cfg.label_samples):
-            for bi, raw in enumerate(iterate(fit_batches, cfg.progress, "sampled gradients")):
+            for bi, raw in enumerate(iterate(fit_batches, cfg.progress, f"sampled {what}")):
                 batch = prepare_batch(raw, dev, ctx, "fit", bi)
                 pairs = tracker.run(batch, cdt, sample_seed=cfg.seed + draw, what="fit", index=bi)
                 with torch.no_grad():
-                    for info, (a, g) in zip(tracker.infos, pairs):
-                        chunks[info.name].append((g.transpose(1, 2) @ a).flatten(1))
-                n += batch["input_ids"].shape[0]
-    return SampledGradients({m: torch.cat(c) for m, c in chunks.items()}, n)
+                    grads = {i.name: (g.transpose(1, 2) @ a).flatten(1)
+                             for i, (a, g) in zip(tracker.infos, pairs)}  # fmt: skip
+                yield bi, grads, int(batch["input_ids"].shape[0])
 
 
 def _sampled_cache_fits(factors: Factors, fit_batches: Iterable, cfg: RefineConfig) -> bool:
