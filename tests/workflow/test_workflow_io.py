@@ -73,6 +73,7 @@ def test_run_stage_success_writes_provenance(tmp_path: Path) -> None:
     assert prov["seed"] == 7 and prov["rule"] == "toy"
     for key in ("git", "packages", "device", "code", "start_time", "wall_seconds", "hostname"):
         assert key in prov
+    assert 0 <= prov["cpu_seconds"] < 60
     assert set(prov["packages"]) >= {"torch", "transformers", "numpy", "llm_influence"}
     assert [p.name for p in out.parent.iterdir()] == ["out"]
 

@@ -105,6 +105,7 @@ def build_record(
     threads: int,
     start: float,
     end: float,
+    cpu_seconds: float | None = None,
     metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The provenance record of one stage run (JSON-serialisable)."""
@@ -125,5 +126,6 @@ def build_record(
         "end_time": _iso(end),
         "end_timestamp": end,
         "wall_seconds": round(end - start, 3),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),
         "metrics": dict(metrics or {}),
     }

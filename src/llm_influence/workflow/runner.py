@@ -192,18 +192,21 @@ def _publish(
         _replace(temps[name], final)
 
 
-def _call(fn: Callable, ctx: StageContext, entry: Any) -> tuple[Any, float, float]:
-    """Seed, run the stage function: (its return value, start and end time)."""
+def _call(fn: Callable, ctx: StageContext, entry: Any) -> tuple[Any, float, float, float]:
+    """Seed, run the stage function: (its return value, start and end time, CPU seconds).
+
+    CPU seconds (all threads of this process) stay meaningful on a loaded or shared machine,
+    where wall time measures the neighbours as much as the stage."""
     from llm_influence.utils.seeding import torch_loaded
 
     uses_torch = _seed(ctx)
     ctx.logger.info("rule %s %s: running %s", ctx.rule, ctx.wildcards, entry)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     metrics = fn(ctx)
-    end = time.time()
+    end, cpu = time.time(), time.process_time() - cpu_start
     if torch_loaded() and not uses_torch:
         ctx.logger.warning(LATE_TORCH, entry)
-    return metrics, start, end
+    return metrics, start, end, cpu
 
 
 def run_stage(
@@ -246,14 +249,14 @@ def run_stage(
             threads=int(threads),
             logger=logger,
         )
-        metrics, start, end = _call(fn, ctx, entry)
+        metrics, start, end, cpu = _call(fn, ctx, entry)
         if headline_spec is not None:
             _write_headlines([temps[n] for n in dir_outputs], headline_spec, rule, entry, logger)
         record = build_record(
             rule=rule, wildcards=ctx.wildcards,
             config=params_config if params_config is not None else config,
             code_files=code_files or [], seed=ctx.seed, device=ctx.device, threads=ctx.threads,
-            start=start, end=end, metrics=metrics,
+            start=start, end=end, cpu_seconds=cpu, metrics=metrics,
         )  # fmt: skip
         _publish(finals, temps, dir_outputs, record, entry)
         logger.info("rule %s done in %.1f s", rule, end - start)
