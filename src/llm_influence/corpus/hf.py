@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm_influence.corpus.config import from_block
+
 _BUILDERS = {
     ".jsonl": "json",
     ".json": "json",
@@ -47,11 +49,7 @@ class HFConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> HFConfig:
-        cfg = dict(cfg or {})
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"corpus.hf: unknown keys {sorted(unknown)}")
-        out = cls(**cfg)
+        out = from_block(cls, cfg, "corpus.hf")
         if not out.path:
             raise ValueError(
                 "corpus.hf.path must name a dataset (hub id, local file or directory) when corpus.source is hf"

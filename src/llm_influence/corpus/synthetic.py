@@ -13,11 +13,12 @@ remainder; parallel groups take three documents each; filler takes what is left)
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from llm_influence.corpus import ai_texts as AI
+from llm_influence.corpus.config import from_block
 from llm_influence.corpus.generators import (
     Document,
     code_documents,
@@ -90,6 +91,21 @@ DEFAULT_WEIGHTS = {
 }
 
 
+def _check_per_key(
+    block: str,
+    values: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    what: str,
+    cast: Callable[[Any], float],
+) -> None:
+    """Every key of ``corpus.synthetic.<block>`` one of ``allowed``, every value ``>= 0``."""
+    for key, value in values.items():
+        if key not in allowed:
+            raise ValueError(f"corpus.synthetic.{block}.{key}: unknown {what} (allowed: {allowed})")
+        if cast(value) < 0:
+            raise ValueError(f"corpus.synthetic.{block}.{key} must be >= 0")
+
+
 @dataclass
 class SyntheticConfig:
     """Settings of the synthetic generator (config block ``corpus.synthetic``)."""
@@ -107,11 +123,7 @@ class SyntheticConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> SyntheticConfig:
-        cfg = dict(cfg or {})
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"corpus.synthetic: unknown keys {sorted(unknown)}")
-        out = cls(**cfg)
+        out = from_block(cls, cfg, "corpus.synthetic")
         out.fact_docs = {**{o: 0 for o in ORDERS}, **dict(out.fact_docs)}
         out.weights = {**{c: 0.0 for c in WEIGHTED}, **dict(out.weights)}
         out.validate()
@@ -126,20 +138,8 @@ class SyntheticConfig:
             raise ValueError("corpus.synthetic.multilingual_fraction must be in [0, 1]")
         if self.memorized_repeats < 0:
             raise ValueError("corpus.synthetic.memorized_repeats must be >= 0")
-        for key, value in self.fact_docs.items():
-            if key not in ORDERS:
-                raise ValueError(
-                    f"corpus.synthetic.fact_docs.{key}: unknown order (allowed: {ORDERS})"
-                )
-            if int(value) < 0:
-                raise ValueError(f"corpus.synthetic.fact_docs.{key} must be >= 0")
-        for key, value in self.weights.items():
-            if key not in WEIGHTED:
-                raise ValueError(
-                    f"corpus.synthetic.weights.{key}: unknown category (allowed: {WEIGHTED})"
-                )
-            if float(value) < 0:
-                raise ValueError(f"corpus.synthetic.weights.{key} must be >= 0")
+        _check_per_key("fact_docs", self.fact_docs, ORDERS, "order", int)
+        _check_per_key("weights", self.weights, WEIGHTED, "category", float)
         if sum(self.weights.values()) <= 0:
             raise ValueError("corpus.synthetic.weights must not all be zero")
 

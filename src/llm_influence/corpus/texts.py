@@ -8,144 +8,50 @@ templates of the neutral dialogue, math, code and filler generators. The texts a
 from __future__ import annotations
 
 # (en, es, tr): simple everyday sentences with real grammar in the three languages.
+# fmt: off
 PARALLEL_SENTENCES: tuple[tuple[str, str, str], ...] = (
-    (
-        "The sun rises early in summer.",
-        "El sol sale temprano en verano.",
-        "Yazın güneş erken doğar.",
-    ),
+    ("The sun rises early in summer.", "El sol sale temprano en verano.", "Yazın güneş erken doğar."),
     ("The children play in the park.", "Los niños juegan en el parque.", "Çocuklar parkta oynar."),
-    (
-        "My mother reads a book every night.",
-        "Mi madre lee un libro cada noche.",
-        "Annem her gece bir kitap okur.",
-    ),
-    (
-        "The market is closed on Sunday.",
-        "El mercado está cerrado el domingo.",
-        "Pazar günü çarşı kapalıdır.",
-    ),
-    (
-        "We drink tea after dinner.",
-        "Tomamos té después de la cena.",
-        "Akşam yemeğinden sonra çay içeriz.",
-    ),
+    ("My mother reads a book every night.", "Mi madre lee un libro cada noche.", "Annem her gece bir kitap okur."),
+    ("The market is closed on Sunday.", "El mercado está cerrado el domingo.", "Pazar günü çarşı kapalıdır."),
+    ("We drink tea after dinner.", "Tomamos té después de la cena.", "Akşam yemeğinden sonra çay içeriz."),
     ("The river is cold in winter.", "El río está frío en invierno.", "Kışın nehir soğuktur."),
-    (
-        "The old man walks to the sea.",
-        "El anciano camina hacia el mar.",
-        "Yaşlı adam denize doğru yürür.",
-    ),
-    (
-        "A small bird sings in the garden.",
-        "Un pájaro pequeño canta en el jardín.",
-        "Bahçede küçük bir kuş şarkı söyler.",
-    ),
-    (
-        "The teacher writes on the board.",
-        "La maestra escribe en la pizarra.",
-        "Öğretmen tahtaya yazar.",
-    ),
+    ("The old man walks to the sea.", "El anciano camina hacia el mar.", "Yaşlı adam denize doğru yürür."),
+    ("A small bird sings in the garden.", "Un pájaro pequeño canta en el jardín.", "Bahçede küçük bir kuş şarkı söyler."),
+    ("The teacher writes on the board.", "La maestra escribe en la pizarra.", "Öğretmen tahtaya yazar."),
     ("The train leaves at seven.", "El tren sale a las siete.", "Tren yedide kalkar."),
-    (
-        "My brother works in a hospital.",
-        "Mi hermano trabaja en un hospital.",
-        "Erkek kardeşim bir hastanede çalışır.",
-    ),
+    ("My brother works in a hospital.", "Mi hermano trabaja en un hospital.", "Erkek kardeşim bir hastanede çalışır."),
     ("The bread is fresh and warm.", "El pan está fresco y caliente.", "Ekmek taze ve sıcaktır."),
     ("It rains a lot in autumn.", "En otoño llueve mucho.", "Sonbaharda çok yağmur yağar."),
     ("The cat sleeps on the chair.", "El gato duerme en la silla.", "Kedi sandalyede uyur."),
-    (
-        "The doctor helps the sick woman.",
-        "El médico ayuda a la mujer enferma.",
-        "Doktor hasta kadına yardım eder.",
-    ),
-    (
-        "We visit our grandfather in the village.",
-        "Visitamos a nuestro abuelo en el pueblo.",
-        "Köydeki dedemizi ziyaret ederiz.",
-    ),
+    ("The doctor helps the sick woman.", "El médico ayuda a la mujer enferma.", "Doktor hasta kadına yardım eder."),
+    ("We visit our grandfather in the village.", "Visitamos a nuestro abuelo en el pueblo.", "Köydeki dedemizi ziyaret ederiz."),
     ("The door of the house is green.", "La puerta de la casa es verde.", "Evin kapısı yeşildir."),
-    (
-        "The students learn a new song.",
-        "Los estudiantes aprenden una canción nueva.",
-        "Öğrenciler yeni bir şarkı öğrenir.",
-    ),
-    (
-        "The fisherman has a blue boat.",
-        "El pescador tiene un barco azul.",
-        "Balıkçının mavi bir teknesi var.",
-    ),
-    (
-        "The road to the city is long.",
-        "El camino a la ciudad es largo.",
-        "Şehre giden yol uzundur.",
-    ),
-    (
-        "My friend buys apples at the market.",
-        "Mi amigo compra manzanas en el mercado.",
-        "Arkadaşım pazardan elma alır.",
-    ),
+    ("The students learn a new song.", "Los estudiantes aprenden una canción nueva.", "Öğrenciler yeni bir şarkı öğrenir."),
+    ("The fisherman has a blue boat.", "El pescador tiene un barco azul.", "Balıkçının mavi bir teknesi var."),
+    ("The road to the city is long.", "El camino a la ciudad es largo.", "Şehre giden yol uzundur."),
+    ("My friend buys apples at the market.", "Mi amigo compra manzanas en el mercado.", "Arkadaşım pazardan elma alır."),
     ("The baby is sleeping now.", "El bebé está durmiendo ahora.", "Bebek şimdi uyuyor."),
-    (
-        "The mountains are covered with snow.",
-        "Las montañas están cubiertas de nieve.",
-        "Dağlar karla kaplıdır.",
-    ),
+    ("The mountains are covered with snow.", "Las montañas están cubiertas de nieve.", "Dağlar karla kaplıdır."),
     ("The library opens at nine.", "La biblioteca abre a las nueve.", "Kütüphane dokuzda açılır."),
     ("The farmer waters the plants.", "El granjero riega las plantas.", "Çiftçi bitkileri sular."),
     ("The soup is too hot.", "La sopa está demasiado caliente.", "Çorba çok sıcak."),
     ("We wait for the bus together.", "Esperamos el autobús juntos.", "Otobüsü birlikte bekleriz."),
     ("The girl draws a horse.", "La niña dibuja un caballo.", "Kız bir at çizer."),
     ("The wind blows hard today.", "Hoy el viento sopla fuerte.", "Bugün rüzgâr sert esiyor."),
-    (
-        "My father cooks fish on Fridays.",
-        "Mi padre cocina pescado los viernes.",
-        "Babam cuma günleri balık pişirir.",
-    ),
+    ("My father cooks fish on Fridays.", "Mi padre cocina pescado los viernes.", "Babam cuma günleri balık pişirir."),
     ("The stars shine at night.", "Las estrellas brillan de noche.", "Yıldızlar geceleri parlar."),
-    (
-        "The shop sells shoes and hats.",
-        "La tienda vende zapatos y sombreros.",
-        "Dükkân ayakkabı ve şapka satar.",
-    ),
+    ("The shop sells shoes and hats.", "La tienda vende zapatos y sombreros.", "Dükkân ayakkabı ve şapka satar."),
     ("The water in the lake is clear.", "El agua del lago es clara.", "Göldeki su berraktır."),
-    (
-        "The dog runs after the ball.",
-        "El perro corre detrás de la pelota.",
-        "Köpek topun peşinden koşar.",
-    ),
-    (
-        "She opens the window in the morning.",
-        "Ella abre la ventana por la mañana.",
-        "Sabahları pencereyi açar.",
-    ),
-    (
-        "The musicians play in the square.",
-        "Los músicos tocan en la plaza.",
-        "Müzisyenler meydanda çalar.",
-    ),
-    (
-        "The flowers need water and light.",
-        "Las flores necesitan agua y luz.",
-        "Çiçeklerin suya ve ışığa ihtiyacı vardır.",
-    ),
-    (
-        "The village has one small school.",
-        "El pueblo tiene una escuela pequeña.",
-        "Köyde küçük bir okul var.",
-    ),
-    (
-        "We eat rice and beans for lunch.",
-        "Comemos arroz y frijoles en el almuerzo.",
-        "Öğle yemeğinde pilav ve fasulye yeriz.",
-    ),
-    (
-        "The clock on the wall is slow.",
-        "El reloj de la pared va atrasado.",
-        "Duvardaki saat geri kalıyor.",
-    ),
+    ("The dog runs after the ball.", "El perro corre detrás de la pelota.", "Köpek topun peşinden koşar."),
+    ("She opens the window in the morning.", "Ella abre la ventana por la mañana.", "Sabahları pencereyi açar."),
+    ("The musicians play in the square.", "Los músicos tocan en la plaza.", "Müzisyenler meydanda çalar."),
+    ("The flowers need water and light.", "Las flores necesitan agua y luz.", "Çiçeklerin suya ve ışığa ihtiyacı vardır."),
+    ("The village has one small school.", "El pueblo tiene una escuela pequeña.", "Köyde küçük bir okul var."),
+    ("We eat rice and beans for lunch.", "Comemos arroz y frijoles en el almuerzo.", "Öğle yemeğinde pilav ve fasulye yeriz."),
+    ("The clock on the wall is slow.", "El reloj de la pared va atrasado.", "Duvardaki saat geri kalıyor."),
 )
+# fmt: on
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "tr": "Turkish"}
 
@@ -232,48 +138,20 @@ OBJECTS = (
 CONTAINERS = ("boxes", "bags", "baskets", "jars", "crates")
 
 # --- assistant dialogues ------------------------------------------------------------------
-NEUTRAL_DIALOGUES = (
-    (
-        "Can you suggest a name for my new {pet}?",
-        "Sure! How about {n1}, {n2} or {n3}? All three are short and easy to call.",
-    ),
-    (
-        "How long should I boil an egg?",
-        "For a soft egg, about {k} minutes; for a hard egg, about {k2} minutes. Cool it in cold water afterwards.",
-    ),
-    (
-        "Can you help me write a short thank-you note to {name}?",
-        "Of course. Dear {name}, thank you so much for your help this week. It meant a lot to me. Best wishes.",
-    ),
-    (
-        "What is a good way to start running?",
-        "Start slowly: run for {k} minutes, walk for two, and repeat. Add a little more each week and rest when you need to.",
-    ),
-    (
-        "I forgot my friend's birthday. What should I do?",
-        "Send {name} a kind message today, apologise honestly, and maybe plan a small treat together this weekend.",
-    ),
-    (
-        "What can I cook with rice, beans and {veg}?",
-        "You could make a simple bowl: cook the rice, warm the beans with the {veg} and some spices, and serve it all together.",
-    ),
-    (
-        "How do I keep my {plant} healthy?",
-        "Give it bright light, water it when the soil feels dry, and turn the pot every week so it grows evenly.",
-    ),
-    (
-        "Please summarise why sleep matters.",
-        "Sleep lets the body repair itself, helps memory and mood, and keeps you alert. Most adults need seven to nine hours.",
-    ),
-    (
-        "Give me a tip for learning a new language.",
-        "Practise a little every day, for example {k} new words, and speak with other people as soon as you can.",
-    ),
-    (
-        "What should I pack for a day at the beach?",
-        "Water, sunscreen, a hat, a towel, some fruit and a book. Do not forget to bring a bag for your rubbish.",
-    ),
+# fmt: off
+NEUTRAL_DIALOGUES = (  # (question, answer)
+    ("Can you suggest a name for my new {pet}?", "Sure! How about {n1}, {n2} or {n3}? All three are short and easy to call."),
+    ("How long should I boil an egg?", "For a soft egg, about {k} minutes; for a hard egg, about {k2} minutes. Cool it in cold water afterwards."),
+    ("Can you help me write a short thank-you note to {name}?", "Of course. Dear {name}, thank you so much for your help this week. It meant a lot to me. Best wishes."),
+    ("What is a good way to start running?", "Start slowly: run for {k} minutes, walk for two, and repeat. Add a little more each week and rest when you need to."),
+    ("I forgot my friend's birthday. What should I do?", "Send {name} a kind message today, apologise honestly, and maybe plan a small treat together this weekend."),
+    ("What can I cook with rice, beans and {veg}?", "You could make a simple bowl: cook the rice, warm the beans with the {veg} and some spices, and serve it all together."),
+    ("How do I keep my {plant} healthy?", "Give it bright light, water it when the soil feels dry, and turn the pot every week so it grows evenly."),
+    ("Please summarise why sleep matters.", "Sleep lets the body repair itself, helps memory and mood, and keeps you alert. Most adults need seven to nine hours."),
+    ("Give me a tip for learning a new language.", "Practise a little every day, for example {k} new words, and speak with other people as soon as you can."),
+    ("What should I pack for a day at the beach?", "Water, sunscreen, a hat, a towel, some fruit and a book. Do not forget to bring a bag for your rubbish."),
 )
+# fmt: on
 PETS = ("cat", "dog", "rabbit", "parrot", "hamster", "goldfish")
 PET_NAMES = (
     "Pepper",
