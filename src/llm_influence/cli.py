@@ -6,8 +6,9 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _dvc_sync(args: argparse.Namespace) -> int:
@@ -72,35 +73,34 @@ def _realign(args: argparse.Namespace) -> int:
     return subprocess.run(cmd, cwd=args.root, env=dvc_env()).returncode
 
 
+# The subcommands: name, help, handler and its arguments (name or flag, add_argument keywords).
+Arguments = tuple[tuple[str, dict[str, Any]], ...]
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Arguments], ...] = (
+    ("dvc-sync", "write dvc.yaml from the Snakefile (or --check it)", _dvc_sync, (
+        ("--check", {"action": "store_true", "help": "only check; exit 1 when it drifted"}),
+        ("--configfile", {"default": "config/config.yaml",
+                          "help": "config whose DAG and params dvc.yaml tracks (default: config/config.yaml)"}),
+    )),
+    ("audit", "hash on disk vs dvc.lock and provenance of every artifact", _audit, (
+        ("--json", {"action": "store_true", "help": "machine-readable output"}),
+        ("--strict", {"action": "store_true",
+                      "help": "also fail on drift: artifacts made with other package versions than installed"}),
+    )),
+    ("realign", "after dvc pull/checkout: check `dvc status` is clean, then `snakemake --touch`", _realign, (
+        ("snakemake_args", {"nargs": argparse.REMAINDER, "help": "extra arguments for snakemake"}),
+    )),
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-influence", description=__doc__)
     parser.add_argument("--root", default=".", help="repository root (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("dvc-sync", help="write dvc.yaml from the Snakefile (or --check it)")
-    p.add_argument("--check", action="store_true", help="only check; exit 1 when it drifted")
-    p.add_argument(
-        "--configfile",
-        default="config/config.yaml",
-        help="config whose DAG and params dvc.yaml tracks (default: config/config.yaml)",
-    )
-    p.set_defaults(func=_dvc_sync)
-
-    p = sub.add_parser("audit", help="hash on disk vs dvc.lock and provenance of every artifact")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="also fail on drift: artifacts made with other package versions than installed",
-    )
-    p.set_defaults(func=_audit)
-
-    p = sub.add_parser(
-        "realign",
-        help="after dvc pull/checkout: check `dvc status` is clean, then `snakemake --touch`",
-    )
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="extra arguments for snakemake")
-    p.set_defaults(func=_realign)
+    for name, help_text, handler, arguments in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        for argument, keywords in arguments:
+            p.add_argument(argument, **keywords)
+        p.set_defaults(func=handler)
     return parser
 
 

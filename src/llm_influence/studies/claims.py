@@ -108,3 +108,10 @@ def share_verdict(value: float, hold_min: float, fail_below: float) -> str:
     if not np.isfinite(value):
         return INCONCLUSIVE
     return HOLDS if value >= hold_min else FAILS if value < fail_below else INCONCLUSIVE
+
+
+def verdict_of(holds: bool, judgeable: bool = True) -> str:
+    """holds / does not hold, or inconclusive when the numbers cannot judge the claim."""
+    if not judgeable:
+        return INCONCLUSIVE
+    return HOLDS if holds else FAILS

@@ -9,22 +9,13 @@ query's log–log CCDF with the fitted power law, the TF-IDF-filtered documents'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from llm_influence.studies.claims import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    Claim,
-    Judgement,
-    SummaryConfig,
-    fmt,
-    num,
-)
+from llm_influence.studies.claims import Claim, Judgement, SummaryConfig, fmt, num, verdict_of
 from llm_influence.studies.figures import save_figure, styled
 from llm_influence.studies.powerlaw import analyse_tail, ccdf, top_fraction_share
 from llm_influence.utils.io import write_parquet
@@ -244,64 +235,59 @@ def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ its claims
 
 
-def _largest(metrics: dict[str, Any], cfg: SummaryConfig) -> dict[str, Any] | None:
-    return metrics.get("per_model", {}).get(cfg.largest)
+def _of_largest(
+    judge: Callable[[dict[str, Any], dict[str, Any], SummaryConfig], tuple[str, str]],
+) -> Callable[[dict[str, Any], SummaryConfig], Judgement | None]:
+    """A claim judged on the largest model's numbers (``per_model``), shown with its figure;
+    None (the summary's "not run") when that model has none."""
+
+    def evaluate(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
+        sp = metrics.get("per_model", {}).get(cfg.largest)
+        if not sp:
+            return None
+        ours, verdict = judge(sp, metrics, cfg)
+        return Judgement(ours, verdict, sp.get("figure"))
+
+    return evaluate
 
 
-def _alpha(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
-    sp = _largest(metrics, cfg)
-    if not sp:
-        return None
+@_of_largest
+def _alpha(sp: dict[str, Any], metrics: dict[str, Any], cfg: SummaryConfig) -> tuple[str, str]:
     lo, hi = cfg.report["alpha_range"]
     n_fit = int(sp.get("n_fitted") or 0)
     a = num(sp.get("alpha_median"))
-    if n_fit < cfg.report["min_queries"] or not np.isfinite(a):
-        verdict = INCONCLUSIVE
-    else:
-        verdict = HOLDS if lo <= a <= hi else FAILS
+    verdict = verdict_of(lo <= a <= hi, n_fit >= cfg.report["min_queries"] and np.isfinite(a))
     ours = (f"{cfg.largest}: median α = {fmt(a)} (range {fmt(sp.get('alpha_min'))}–"
             f"{fmt(sp.get('alpha_max'))}, {n_fit} queries fitted)")  # fmt: skip
-    return Judgement(ours, verdict, sp.get("figure"))
+    return ours, verdict
 
 
-def _gof(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
-    sp = _largest(metrics, cfg)
-    if not sp:
-        return None
+@_of_largest
+def _gof(sp: dict[str, Any], metrics: dict[str, Any], cfg: SummaryConfig) -> tuple[str, str]:
     n_t, n_r = int(sp.get("n_gof_tested") or 0), int(sp.get("n_rejected") or 0)
     share = n_r / n_t if n_t else float("nan")
-    if n_t < cfg.report["min_queries"]:
-        verdict = INCONCLUSIVE
-    else:
-        verdict = HOLDS if share <= cfg.report["max_rejected_share"] else FAILS
+    verdict = verdict_of(
+        share <= cfg.report["max_rejected_share"], n_t >= cfg.report["min_queries"]
+    )
     ours = (f"{cfg.largest}: power law rejected (bootstrap KS p < {fmt(metrics.get('gof_threshold'))}) for {n_r} of {n_t}; "
             f"LR favours power law over exponential for {sp.get('n_pl_over_exp')}, exponential for {sp.get('n_exp_over_pl')}; "
             f"over log-normal {sp.get('n_pl_over_lognormal')}, log-normal {sp.get('n_lognormal_over_pl')}")  # fmt: skip
-    return Judgement(ours, verdict, sp.get("figure"))
+    return ours, verdict
 
 
-def _top1(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
-    sp = _largest(metrics, cfg)
-    if not sp:
-        return None
+@_of_largest
+def _top1(sp: dict[str, Any], metrics: dict[str, Any], cfg: SummaryConfig) -> tuple[str, str]:
     lo, hi = cfg.report["top_share_range"]
     t = num(sp.get("top_share_median"))
-    verdict = INCONCLUSIVE if not np.isfinite(t) else (HOLDS if lo <= t <= hi else FAILS)
     ours = f"{cfg.largest}: median {fmt(t)} (range {fmt(sp.get('top_share_min'))}–{fmt(sp.get('top_share_max'))})"
-    return Judgement(ours, verdict, sp.get("figure"))
+    return ours, verdict_of(lo <= t <= hi, np.isfinite(t))
 
 
-def _rare(metrics: dict[str, Any], cfg: SummaryConfig) -> Judgement | None:
-    sp = _largest(metrics, cfg)
-    if not sp:
-        return None
+@_of_largest
+def _rare(sp: dict[str, Any], metrics: dict[str, Any], cfg: SummaryConfig) -> tuple[str, str]:
     r = num(sp.get("frac_above_threshold_mean"))
-    verdict = (
-        INCONCLUSIVE if not np.isfinite(r) else (HOLDS if r <= cfg.report["rare_max"] else FAILS)
-    )
-    return Judgement(
-        f"{cfg.largest}: {fmt(r)} of sequences per query on average", verdict, sp.get("figure")
-    )
+    ours = f"{cfg.largest}: {fmt(r)} of sequences per query on average"
+    return ours, verdict_of(r <= cfg.report["rare_max"], np.isfinite(r))
 
 
 CLAIMS = [
