@@ -25,7 +25,7 @@ from llm_influence.studies.claims import (
     per_size,
     rises,
 )
-from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.studies.figures import new_figure, save_figure, signed_heatmap, styled
 from llm_influence.studies.results import skip
 from llm_influence.utils.io import write_parquet
 
@@ -87,19 +87,14 @@ def crosslingual_ratios(table: pd.DataFrame) -> pd.DataFrame:
 def plot_crosslingual(table: pd.DataFrame, title: str, ax: Axes | None = None) -> Figure:
     """Heatmap: rows = model · query → translation, columns = rank of the English sequence,
     colour = influence on the translation / influence on the English query of that sequence."""
-    import seaborn as sns
-
     t = table.copy()
     t["pair"] = t["model"].astype(str) + " · " + t["query"] + " → " + t["language"]
     t["rel"] = t["influence_translation"] / t["influence_source"]
     wide = t.pivot_table(index="pair", columns="rank", values="rel", sort=False)
     with styled():
         fig, ax = new_figure(ax, (8.0, 2.0 + 0.35 * max(len(wide), 1)))
-        sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-1.0, vmax=1.0,
-                    cbar_kws={"label": "translated / English influence"})  # fmt: skip
-        ax.set_title(title)
-        ax.set_xlabel("rank of the sequence for the English query")
-        ax.set_ylabel("model · query → language")
+        signed_heatmap(ax, wide, 1.0, "translated / English influence", title,
+                       "rank of the sequence for the English query", "model · query → language")  # fmt: skip
     return fig
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from llm_influence.utils.io import atomic_path
 
 if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not when a study module is imported
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -59,6 +60,19 @@ def new_figure(
 
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def signed_heatmap(
+    ax: Axes, wide: pd.DataFrame, limit: float, colorbar: str, title: str, xlabel: str, ylabel: str
+) -> None:
+    """Heatmap of signed values on a diverging scale (blue < 0 < red, white at 0, ±``limit``)."""
+    import seaborn as sns
+
+    sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-limit, vmax=limit,
+                cbar_kws={"label": colorbar})  # fmt: skip
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> None:

@@ -108,6 +108,17 @@ class StudyInputs:
         q = self.queries
         return q[[D.has_tag(t, tag) for t in q["tags"]]].reset_index(drop=True)
 
+    def tagged_top(self, cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+        """The queries tagged ``cfg["tag"]``, their top-``cfg["top_k"]`` documents by influence
+        (every model; None without such queries) and the metrics a study of them starts from."""
+        queries = self.queries_with(str(cfg["tag"]))
+        k = int(cfg["top_k"])
+        names = list(queries["name"])
+        metrics: dict[str, Any] = {"top_k": k, "queries": names}
+        if not names:
+            return queries, None, metrics
+        return queries, D.top_documents(self.scores[self.scores["query"].isin(names)], k), metrics
+
     def classify(
         self, top: pd.DataFrame, queries: pd.DataFrame, cfg: dict[str, Any]
     ) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from llm_influence.studies.claims import (
     num,
 )
 from llm_influence.studies.data import KINDS, layer_index, query_kind
-from llm_influence.studies.figures import new_figure, save_figure, styled
+from llm_influence.studies.figures import new_figure, save_figure, signed_heatmap, styled
 from llm_influence.utils.io import write_parquet
 
 if TYPE_CHECKING:  # matplotlib loads inside the figure functions
@@ -121,8 +121,6 @@ def plot_layers(
     order: Sequence[str] | None = None,
 ) -> Figure:  # fmt: skip
     """Heatmap query × layer of the normalised layer-wise influence; rows grouped by query kind."""
-    import seaborn as sns
-
     p = profiles.copy()
     p["row"] = [f"{kinds.get(q, 'other')} · {q}" for q in p["query"]]
     rows = sorted(p["row"].unique(), key=lambda r: (
@@ -133,11 +131,8 @@ def plot_layers(
             ax, (max(7.0, 4.5 + 0.35 * wide.shape[1]), 1.6 + 0.3 * max(len(wide), 1))
         )
         lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
-        sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-lim, vmax=lim,
-                    cbar_kws={"label": "share of |influence| (signed)"})  # fmt: skip
-        ax.set_title(title)
-        ax.set_xlabel("layer (0 = closest to the input)")
-        ax.set_ylabel("query kind · query")
+        signed_heatmap(ax, wide, lim, "share of |influence| (signed)", title,
+                       "layer (0 = closest to the input)", "query kind · query")  # fmt: skip
     return fig
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from llm_influence.studies import data as D
 from llm_influence.studies.claims import (
     Claim,
     Judgement,
@@ -91,13 +90,10 @@ def plot_memorisation(shares: pd.DataFrame, title: str, ax: Axes | None = None) 
 def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
     """Inputs: scores, queries, corpus. Figure ``memorisation.png``; ``top.parquet``."""
     out, models = inputs.out, inputs.models
-    queries = inputs.queries_with(str(cfg["tag"]))
-    k = int(cfg["top_k"])
-    metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
-    if len(queries) == 0:
+    queries, top, metrics = inputs.tagged_top(cfg)
+    if top is None:
         return skip(out, "memorisation", metrics, "no memorisation queries", ["memorisation.png"])
-    scores = inputs.scores
-    top = D.top_documents(scores[scores["query"].isin(list(queries["name"]))], k)
+    k = metrics["top_k"]
     table = memorisation_table(top, queries, inputs.documents)
     shares = memorisation_shares(table, models)
     write_parquet(out / "top.parquet", table)

@@ -57,16 +57,12 @@ def plot_categories(shares: pd.DataFrame, title: str, ax: Axes | None = None) ->
 def run(inputs: StudyInputs, cfg: dict[str, Any]) -> dict[str, Any]:
     """Inputs: scores, queries, corpus. Figures ``roleplay_categories.png``, ``roleplay_relations.png``."""
     out, models = inputs.out, inputs.models
-    queries = inputs.queries_with(str(cfg["tag"]))
-    k = int(cfg["top_k"])
-    metrics: dict[str, Any] = {"top_k": k, "queries": list(queries["name"])}
-    if len(queries) == 0:
+    queries, top, metrics = inputs.tagged_top(cfg)
+    if top is None:
         return skip(out, "roleplay", metrics, "no role-play queries",
                     ["roleplay_categories.png", "roleplay_relations.png"])  # fmt: skip
-    scores = inputs.scores
-    top = inputs.classify(
-        D.top_documents(scores[scores["query"].isin(list(queries["name"]))], k), queries, cfg
-    )
+    k = metrics["top_k"]
+    top = inputs.classify(top, queries, cfg)
     cats = category_shares(top, models)
     rel = D.relation_shares(top, models)
     write_parquet(out / "top.parquet", top.astype({"relation": str}))

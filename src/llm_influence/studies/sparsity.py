@@ -31,17 +31,16 @@ def sparsity_stats(
     *,
     top_fraction: float = 0.01,
     threshold: float = 0.1,
-    min_tail: int = 50,
-    max_candidates: int = 100,
-    n_bootstrap: int = 100,
     seed: int = 0,
-    xmin: float | None = None,
     n_jobs: int = 1,
+    **tail: Any,
 ) -> pd.DataFrame:
     """One row per (model, query) of a long score table (model, query, doc_id, influence).
 
-    Query i's bootstrap uses seed ``seed + i``, so the result does not depend on ``n_jobs``
-    (threads; numpy releases the GIL in the array work).
+    ``tail``: the fit's settings, keywords of :func:`~llm_influence.studies.powerlaw.analyse_tail`
+    (``min_tail``, ``max_candidates``, ``n_bootstrap``, ``xmin``). Query i's bootstrap uses seed
+    ``seed + i``, so the result does not depend on ``n_jobs`` (threads; numpy releases the GIL in
+    the array work).
     """
     groups = list(scores.groupby(["model", "query"], sort=False))
 
@@ -53,16 +52,7 @@ def sparsity_stats(
         row["top_share"] = top_fraction_share(v, top_fraction)
         row["frac_above_threshold"] = float((v > threshold).mean())
         row["max_influence"] = float(v.max()) if v.size else float("nan")
-        row.update(
-            analyse_tail(
-                v,
-                min_tail=min_tail,
-                max_candidates=max_candidates,
-                n_bootstrap=n_bootstrap,
-                seed=seed + i,
-                xmin=xmin,
-            )
-        )
+        row.update(analyse_tail(v, seed=seed + i, **tail))
         return row
 
     if n_jobs > 1 and len(groups) > 1:

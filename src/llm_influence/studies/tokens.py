@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from llm_influence.studies.figures import save_figure, styled
+from llm_influence.studies.figures import save_figure, signed_heatmap, styled
 from llm_influence.utils.io import write_parquet, write_text
 
 if TYPE_CHECKING:  # matplotlib loads inside the figure functions
@@ -93,7 +93,6 @@ def render_tokens_html(tokens: pd.DataFrame, title: str) -> str:
 
 def plot_tokens(tokens: pd.DataFrame, title: str, queries: Sequence[str] | None = None) -> Figure:
     """Heatmap rows = query · rank (top sequences), columns = token position; per-query scale."""
-    import seaborn as sns
     from matplotlib.figure import Figure
 
     t = tokens if queries is None else tokens[tokens["query"].isin(list(queries))]
@@ -106,11 +105,8 @@ def plot_tokens(tokens: pd.DataFrame, title: str, queries: Sequence[str] | None 
         fig = Figure(figsize=(min(14.0, max(8.0, 4.0 + 0.12 * max(wide.shape[1], 1))), 1.4 + 0.28 * max(len(wide), 1)),
                      layout="constrained")  # fmt: skip
         ax = fig.add_subplot()
-        sns.heatmap(wide, ax=ax, cmap="RdBu_r", center=0.0, vmin=-1, vmax=1,
-                    cbar_kws={"label": "token influence / max |token influence| of the query"})  # fmt: skip
-        ax.set_title(title)
-        ax.set_xlabel("token position in the training sequence")
-        ax.set_ylabel("query #rank of the sequence")
+        signed_heatmap(ax, wide, 1.0, "token influence / max |token influence| of the query", title,
+                       "token position in the training sequence", "query #rank of the sequence")  # fmt: skip
     return fig
 
 
