@@ -21,6 +21,7 @@ from llm_influence.studies.claims import (
     Claim,
     Judgement,
     SummaryConfig,
+    verdict_of,
 )
 
 PRIMARY = "ekfac"  # the estimator the validity checks are about
@@ -57,7 +58,7 @@ def judge_lds(metrics: Mapping[str, Any], cfg: SummaryConfig | None = None) -> J
             verdicts.append(INCONCLUSIVE)
             parts.append(f"{model}: no {PRIMARY} or {BASELINE} LDS (table has {m.get('methods')})")
             continue
-        verdicts.append(HOLDS if ek > gd else FAILS)
+        verdicts.append(verdict_of(ek > gd))
         diff = m.get("lds_diff", {}).get(f"{PRIMARY}-{BASELINE}", {})
         others = ", ".join(
             f"{k} {_interval(v)}" for k, v in lds.items() if k not in (PRIMARY, BASELINE)
@@ -82,7 +83,7 @@ def judge_leaveout(metrics: Mapping[str, Any], cfg: SummaryConfig | None = None)
             parts.append(f"{model}: leave-out runs missing ({sorted(d)})")
             continue
         lower = means[PRIMARY] < means[TFIDF] and means[PRIMARY] < means[RANDOM_CONTROL]
-        verdicts.append(HOLDS if lower else FAILS)
+        verdicts.append(verdict_of(lower))
         n = d[PRIMARY].get("n_removed")
         shown = ", ".join(f"{k} {_interval(v)}" for k, v in d.items())
         parts.append(f"{model}, {n} documents removed, {m.get('n_leaveout_queries')} fact queries: "

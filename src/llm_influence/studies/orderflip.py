@@ -34,6 +34,7 @@ from llm_influence.studies.claims import (
     SummaryConfig,
     num,
     per_size,
+    verdict_of,
 )
 from llm_influence.studies.data import query_facts
 from llm_influence.studies.figures import new_figure, save_figure, styled
@@ -215,15 +216,9 @@ def _flipped(of: dict[str, Any], cfg: SummaryConfig) -> Judgement:
 def _norelation(of: dict[str, Any], cfg: SummaryConfig) -> Judgement:
     fl, nr, fwd = _ratios(of, cfg)
     d = abs(nr[-1] - fl[-1]) if nr and fl else float("nan")
-    if not (np.isfinite(d) and fwd > 0):
-        verdict = INCONCLUSIVE
-    else:
-        verdict = HOLDS if d <= cfg.report["flip_max"] else FAILS
-    return Judgement(
-        f"flipped-without-relation/query-order {per_size(cfg.models, nr)}",
-        verdict,
-        of.get("figure"),
-    )
+    verdict = verdict_of(d <= cfg.report["flip_max"], np.isfinite(d) and fwd > 0)
+    ours = f"flipped-without-relation/query-order {per_size(cfg.models, nr)}"
+    return Judgement(ours, verdict, of.get("figure"))
 
 
 CLAIMS = [

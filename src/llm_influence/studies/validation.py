@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 
 from llm_influence.studies.claims import (
-    FAILS,
-    HOLDS,
     INCONCLUSIVE,
     VALIDITY,
     Claim,
@@ -20,6 +18,7 @@ from llm_influence.studies.claims import (
     SummaryConfig,
     fmt,
     num,
+    verdict_of,
 )
 
 
@@ -27,7 +26,7 @@ def _ekfac(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
     ek, gd = num(va.get("ekfac_pearson_lm")), num(va.get("gradient_dot_pearson_lm"))
     li, kf = num(va.get("lissa_pearson_lm")), num(va.get("kfac_pearson_lm"))
     beats = va.get("ekfac_beats_gradient_dot")
-    verdict = INCONCLUSIVE if beats is None else (HOLDS if beats else FAILS)
+    verdict = verdict_of(bool(beats), beats is not None)
     ours = (f"tiny LM, Pearson with exact damped GNH: EK-FAC {fmt(ek)}, KFAC {fmt(kf)}, "
             f"LiSSA {fmt(li)}, gradient dot {fmt(gd)}")  # fmt: skip
     return Judgement(ours, verdict, "estimators.png")
@@ -35,7 +34,7 @@ def _ekfac(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
 
 def _rank32(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
     r32 = num(va.get("rank32_pearson"))
-    verdict = INCONCLUSIVE if not np.isfinite(r32) else (HOLDS if r32 >= 0.99 else FAILS)
+    verdict = verdict_of(r32 >= 0.99, np.isfinite(r32))
     ours = f"Pearson {fmt(r32)} (rank {va.get('rank32_rank_used', 32)})"
     return Judgement(ours, verdict, "rank_correlation.png")
 
@@ -53,7 +52,7 @@ def _refined(va: dict[str, Any], cfg: SummaryConfig) -> Judgement:
                 row.append(f"PCG-{steps} {products} {fmt(va[f'{key}_pearson_{task}'])} "
                            f"(gap closed {fmt(va[f'{key}_gap_closed_{task}'], '.0%')})")  # fmt: skip
         parts.append(f"{task}: " + ", ".join(row))
-    verdict = HOLDS if va.get("refined_closer_than_ekfac") else FAILS
+    verdict = verdict_of(bool(va.get("refined_closer_than_ekfac")))
     return Judgement("Pearson with exact damped GNH — " + "; ".join(parts), verdict, "refine.png")
 
 
