@@ -29,7 +29,7 @@ from llm_influence.influence import (
     score_training,
     self_influence,
 )
-from llm_influence.influence.modules import summed_loss
+from llm_influence.influence.labels import summed_loss
 from llm_influence.influence.reference import module_slices, per_example_gradients
 
 V, T = 48, 10

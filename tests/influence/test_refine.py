@@ -29,16 +29,14 @@ from llm_influence.influence.reference import (
     module_slices,
     per_example_gradients,
 )
-from llm_influence.influence.refine import (
-    RefineConfig,
+from llm_influence.influence.pcg import pcg
+from llm_influence.influence.products import (
     damped_operator,
     gnh_product_sums,
-    pcg,
-    query_gradients,
-    refine_queries,
     sampled_gradients,
     sampled_product_sums,
 )
+from llm_influence.influence.refine import RefineConfig, query_gradients, refine_queries
 
 V = 24
 

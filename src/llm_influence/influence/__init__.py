@@ -9,6 +9,9 @@ Fused (what the workflow runs): groups = build_query_groups(model, factors, quer
        out = score_groups(model, factors, groups, train_batches, scfg)  -> {group: GroupScores}.
 Refine (optional): q = refine_queries(model, factors, query_batches, fit_batches, RefineConfig(steps=k),
        scfg).queries: k steps of EK-FAC-preconditioned CG on the fit set's G + λ.
+Losses: every entry point takes ``task=`` (:mod:`.tasks`): CAUSAL_LM (default, the paper's summed
+token cross-entropy), RegressionTask() (MSE, Gaussian output), ClassificationTask() (cross-entropy),
+or any Task subclass (forward pass, training loss with sampled targets, measurement, output Hessian).
 No Snakemake imports here; the stage glue lives in llm_influence.attribution.
 """
 
@@ -52,10 +55,16 @@ from .scoring import (
     score_training,
     self_influence,
 )
+from .tasks import CAUSAL_LM, CausalLMTask, ClassificationTask, RegressionTask, Task
 from .topk import TopK
 from .tracked import find_tracked_modules
 
 __all__ = [
+    "CAUSAL_LM",
+    "CausalLMTask",
+    "ClassificationTask",
+    "RegressionTask",
+    "Task",
     "DEFAULT_GROUPS",
     "GroupBuilder",
     "GroupScores",

@@ -1,4 +1,5 @@
-"""Arguments of the factor fit and of scoring, as dataclasses checked on construction."""
+"""Arguments of the factor fit, of scoring and of the PCG refinement, as dataclasses checked on
+construction."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 STRATEGIES = ("ekfac", "kfac", "identity")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 DEVICES = ("auto", "cpu", "cuda")
+REFINE_PRODUCTS = ("gnh", "sampled")
 
 
 def _check_common(obj: Any) -> None:
@@ -144,3 +146,42 @@ class ScoreConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class RefineConfig:
+    """How the query IHVPs are refined (k steps of preconditioned CG on G + λ)."""
+
+    steps: int = 4  # PCG steps = operator products (0 = plain EK-FAC, nothing refined)
+    products: str = "sampled"  # gnh (exact GN-vector products) | sampled (sampled-label gradients)
+    label_samples: int = 1  # label draws per fit sequence for `sampled` (seeds seed..seed+n-1)
+    seed: int = 0  # first label-draw seed (the factor fit's seed: the same draws as the correction)
+    batch_size: int = 8  # fit sequences per forward/backward
+    query_chunk: int = 16  # `gnh`: query vectors per pass (the batch is repeated this often)
+    dtype: str = "float32"  # float32 | float64 (products and CG arithmetic)
+    # `sampled`: keep the per-sequence gradients DW_n of the first step (they do not depend on v)
+    # when they fit in this many bytes, so later steps cost two matmuls instead of a pass
+    cache_bytes: int = 1 << 30
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "label_samples", "batch_size", "query_chunk", "seed", "cache_bytes"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"refine {key} must be an integer, got {v!r}")
+        if self.steps < 0:
+            raise ValueError(f"refine steps must be >= 0, got {self.steps}")
+        for key in ("label_samples", "batch_size", "query_chunk"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"refine {key} must be >= 1, got {getattr(self, key)}")
+        if self.products not in REFINE_PRODUCTS:
+            raise ValueError(
+                f"refine products must be one of {REFINE_PRODUCTS}, got {self.products!r}"
+            )
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"refine dtype must be float32 or float64, got {self.dtype!r}")
+        if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
+            raise ValueError(
+                f"refine device must be one of {DEVICES} (or cuda:N), got {self.device!r}"
+            )

@@ -24,9 +24,8 @@ from torch import nn
 from .arguments import FitConfig, ScoreConfig
 from .fitting import build_factors, compute_eigenbasis, fit_covariance, fit_eigen_correction
 from .reference import (
-    _logits,
     block_grams,
-    gnh_rows,
+    gnh_row_blocks,
     lissa,
     module_slices,
     per_example_gradients,
@@ -34,18 +33,8 @@ from .reference import (
 )
 from .refine import RefineConfig, refine_queries
 from .scoring import precondition_queries, score_training
+from .tasks import Task
 from .tracked import find_tracked_modules
-
-
-def _rows_per_seq(model, modules, batches) -> list[int]:
-    out = []
-    V = None
-    for b in batches:
-        for i in range(b["input_ids"].shape[0]):
-            if V is None:
-                V = _logits(model, b["input_ids"][:1], b["attention_mask"][:1]).shape[-1]
-            out.append(int((b["labels"][i, 1:] != -100).sum()) * V)
-    return out
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -70,7 +59,7 @@ def parse_refined(name: str) -> tuple[int, str] | None:
 
 
 def _engine_factors(
-    model: nn.Module, modules: list[str], fit_batches, strategy: str, label_samples: int
+    model: nn.Module, modules: list[str], fit_batches, strategy: str, label_samples: int, task
 ):
     """The engine's KFAC/EK-FAC factors with ``label_samples`` label draws per fit sequence (merged)."""
     dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
@@ -78,12 +67,12 @@ def _engine_factors(
                     module_patterns=[f"^{m}$".replace(".", r"\.") for m in modules], progress=False)  # fmt: skip
     cov = corr = None
     for s in range(label_samples):  # several label draws per fit sequence, merged exactly
-        cs = fit_covariance(model, fit_batches, replace(cfg, seed=s))
+        cs = fit_covariance(model, fit_batches, replace(cfg, seed=s), task=task)
         cov = cs if cov is None else cov.merge(cs)
     eig = compute_eigenbasis(cov)
     if strategy == "ekfac":
         for s in range(label_samples):
-            cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s))
+            cr = fit_eigen_correction(model, fit_batches, eig, replace(cfg, seed=s), task=task)
             corr = cr if corr is None else corr.merge(cr)
     return build_factors(eig, corr, cfg)
 
@@ -105,8 +94,8 @@ class _EngineRows:
     with the exact GNH's damping; one PCG run per product kind serves every k."""
 
     def __init__(self, model, modules, batches, estimators, damping, label_samples,
-                 refine_label_samples, residuals):  # fmt: skip
-        self.model, self.modules, self.estimators = model, modules, estimators
+                 refine_label_samples, residuals, task):  # fmt: skip
+        self.model, self.modules, self.estimators, self.task = model, modules, estimators, task
         self.train, self.query, self.fit = batches
         self.damping, self.label_samples = damping, label_samples
         self.refine_draws = label_samples if refine_label_samples is None else refine_label_samples
@@ -121,7 +110,9 @@ class _EngineRows:
         if kind in self.fitted:
             return False
         t_fit = time.perf_counter()
-        fac = _engine_factors(self.model, self.modules, self.fit, kind, self.label_samples)
+        fac = _engine_factors(
+            self.model, self.modules, self.fit, kind, self.label_samples, self.task
+        )
         fac.damping = dict(self.damping)
         self.fitted[kind] = fac
         self.fit_secs[kind] = time.perf_counter() - t_fit
@@ -135,8 +126,9 @@ class _EngineRows:
             rc = RefineConfig(steps=max(ks), products=products, label_samples=self.refine_draws,
                               batch_size=16, dtype=self.dtype, device="cpu", progress=False)  # fmt: skip
             self.runs[products] = refine_queries(
-                self.model, self.fitted["ekfac"], self.query, self.fit, rc, self.sc, also_steps=ks
-            )
+                self.model, self.fitted["ekfac"], self.query, self.fit, rc, self.sc, also_steps=ks,
+                task=self.task,
+            )  # fmt: skip
         ref = self.runs[products]
         m = ref.metrics()
         self.residuals[est] = {**m, "steps": steps, "residual_mean": m["residual_mean"][: steps + 1],
@@ -153,12 +145,13 @@ class _EngineRows:
         extra = 0.0 if self._factors(kind) else self.fit_secs[kind]
         fac = self.fitted[kind]
         if refined is None:
-            q = precondition_queries(self.model, fac, self.query, self.sc)
+            q = precondition_queries(self.model, fac, self.query, self.sc, task=self.task)
         else:
             q, refine_secs = self._refined(est, *refined)
             t = time.perf_counter()  # scoring only; the refinement's share is added
             extra = self.fit_secs[kind] + refine_secs
-        out = score_training(self.model, fac, q, self.train, self.sc).total.double()
+        out = score_training(self.model, fac, q, self.train, self.sc, task=self.task).total
+        out = out.double()
         return out, time.perf_counter() - t + extra
 
 
@@ -168,10 +161,12 @@ class _DenseRows:
 
     NAMES = ("exact", "block", "lissa", "gradient_dot")
 
-    def __init__(self, R, n, damp, slices, Gq, Gt, t_rows, lissa_rows, lissa_depth, lissa_batch):
+    def __init__(self, R, n, damp, slices, Gq, Gt, t_rows, lissa_rows, lissa_depth, lissa_batch,
+                 seed):  # fmt: skip
         self.R, self.n, self.damp, self.slices, self.Gq, self.Gt = R, n, damp, slices, Gq, Gt
         self.t_rows, self.grams = t_rows, None
         self.lissa_rows, self.lissa_depth, self.lissa_batch = lissa_rows, lissa_depth, lissa_batch
+        self.seed = seed
 
     def _preconditioned(self, est: str) -> torch.Tensor:
         R, n, damp, Gq = self.R, self.n, self.damp, self.Gq
@@ -183,8 +178,8 @@ class _DenseRows:
                 pre[:, sl] = woodbury_solve(R[:, sl], gr, n, damp[sl], Gq[:, sl].T).T
             return pre
         if est == "lissa":
-            rows = self.lissa_rows()
-            return lissa(R, rows, n, damp, Gq.T, depth=self.lissa_depth, batch=self.lissa_batch).T
+            return lissa(R, self.lissa_rows, n, damp, Gq.T, depth=self.lissa_depth,
+                         batch=self.lissa_batch, seed=self.seed).T  # fmt: skip
         return Gq  # gradient_dot
 
     def scores(self, est: str) -> tuple[torch.Tensor, float]:
@@ -210,6 +205,8 @@ def estimator_scores(
     lissa_batch: int | None = None,
     diagnostics: dict | None = None,
     refine_label_samples: int | None = None,
+    task: Task | None = None,
+    lissa_seed: int = 0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of each estimator, all with the same per-module damping
     λ_m = damping_scale × trace(G_m)/P_m of the exact GNH (= the mean of the exact Λ).
@@ -217,21 +214,23 @@ def estimator_scores(
     ``ekfac_pcg{k}_{gnh|sampled}``: EK-FAC refined by k PCG steps on the fit set (``refine.py``;
     sampled products use ``refine_label_samples`` draws, None = the EK-FAC fit's ``label_samples``,
     seeds from 0 so the first draws are the fit's own); their per-step
-    residuals go into ``diagnostics[name]`` when a dict is given."""
+    residuals go into ``diagnostics[name]`` when a dict is given. ``task``: the losses
+    (:mod:`.tasks`; default the causal LM); ``lissa_seed``: LiSSA's power-iteration start."""
     fit_batches = train_batches if fit_batches is None else fit_batches
     modules = find_tracked_modules(model) if modules is None else modules
     slices = module_slices(model, modules)
     t0 = time.perf_counter()
-    R, n = gnh_rows(model, modules, fit_batches)
+    blocks = gnh_row_blocks(model, modules, fit_batches, task)
+    R, n = torch.cat(blocks), len(blocks)
     t_rows = time.perf_counter() - t0
     damp, damp_by_module = _damping(R, n, modules, slices, damping_scale)
-    Gq = per_example_gradients(model, modules, query_batches)  # [Q, P]
-    Gt = per_example_gradients(model, modules, train_batches)  # [N, P]
+    Gq = per_example_gradients(model, modules, query_batches, "measurement", task)  # [Q, P]
+    Gt = per_example_gradients(model, modules, train_batches, task=task)  # [N, P]
     residuals = {} if diagnostics is None else diagnostics  # refined rows: RefinedQueries.metrics()
     engine = _EngineRows(model, modules, (train_batches, query_batches, fit_batches), estimators,
-                         damp_by_module, label_samples, refine_label_samples, residuals)  # fmt: skip
-    dense = _DenseRows(R, n, damp, slices, Gq, Gt, t_rows,
-                       lambda: _rows_per_seq(model, modules, fit_batches), lissa_depth, lissa_batch)  # fmt: skip
+                         damp_by_module, label_samples, refine_label_samples, residuals, task)  # fmt: skip
+    dense = _DenseRows(R, n, damp, slices, Gq, Gt, t_rows, [len(b) for b in blocks], lissa_depth,
+                       lissa_batch, lissa_seed)  # fmt: skip
     out: dict[str, torch.Tensor] = {}
     secs: dict[str, float] = {}
     for est in estimators:

@@ -13,8 +13,8 @@ sequences) and KFAC's A ⊗ S is on the same scale as EK-FAC's Λ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
@@ -68,72 +68,8 @@ def _check_same(a: Any, b: Any, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# statistics containers
+# saving and merging, shared by the records
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class CovarianceStats:
-    """Sums of a a^T and g g^T per module (float64) with token/sequence counts."""
-
-    modules: list[str]
-    infos: list[ModuleInfo]
-    a_sum: dict[str, torch.Tensor]
-    s_sum: dict[str, torch.Tensor]
-    n_tokens: int = 0
-    n_label_tokens: int = 0
-    n_sequences: int = 0
-    fingerprint: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def merge(self, other: CovarianceStats) -> CovarianceStats:
-        _check_same(self, other, "covariance statistics")
-        return CovarianceStats(
-            self.modules,
-            self.infos,
-            {m: self.a_sum[m] + other.a_sum[m] for m in self.modules},
-            {m: self.s_sum[m] + other.s_sum[m] for m in self.modules},
-            self.n_tokens + other.n_tokens,
-            self.n_label_tokens + other.n_label_tokens,
-            self.n_sequences + other.n_sequences,
-            self.fingerprint,
-            dict(self.meta),
-        )
-
-    def covariances(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A, S) of one module with the normalisation of the module docstring."""
-        if self.n_tokens == 0 or self.n_sequences == 0:
-            raise ValueError("covariance statistics are empty (no tokens seen)")
-        return self.a_sum[name] / self.n_tokens, self.s_sum[name] / self.n_sequences
-
-    def save(self, path) -> None:
-        _save_groups(
-            path,
-            "covariance",
-            self.modules,
-            self.infos,
-            {"a_sum": self.a_sum, "s_sum": self.s_sum},
-            n_tokens=self.n_tokens,
-            n_label_tokens=self.n_label_tokens,
-            n_sequences=self.n_sequences,
-            fingerprint=self.fingerprint,
-            meta=self.meta,
-        )
-
-    @classmethod
-    def load(cls, path) -> CovarianceStats:
-        meta, infos, g = _load_groups(path, "covariance", ("a_sum", "s_sum"))
-        return cls(
-            meta["modules"],
-            infos,
-            g["a_sum"],
-            g["s_sum"],
-            meta["n_tokens"],
-            meta["n_label_tokens"],
-            meta["n_sequences"],
-            meta["fingerprint"],
-            meta.get("meta", {}),
-        )
-
-
 def _expect_kind(meta: dict[str, Any], kind: str, path) -> None:
     if meta.get("kind") != kind:
         raise ValueError(f"{path} holds {meta.get('kind')!r} statistics, expected {kind!r}")
@@ -175,9 +111,91 @@ def _load_groups(
     )
 
 
+class _Record:
+    """Save/load of a record dataclass whose fields are ``modules``, ``infos``, the per-module
+    tensor groups named in ``GROUPS`` and scalar fields (saved as metadata, in field order)."""
+
+    KIND: ClassVar[str]
+    GROUPS: ClassVar[tuple[str, ...]]
+
+    def _scalars(self) -> list[str]:
+        skip = {"modules", "infos", *self.GROUPS}
+        return [f.name for f in fields(self) if f.name not in skip]
+
+    def _groups_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {g: getattr(self, g) for g in self.GROUPS}
+
+    def save(self, path) -> None:
+        values = {k: getattr(self, k) for k in self._scalars()}
+        _save_groups(path, self.KIND, self.modules, self.infos, self._groups_to_save(), **values)
+
+    @classmethod
+    def load(cls, path) -> Self:
+        return cls._from_file(path)
+
+    @classmethod
+    def _from_file(cls, path) -> Self:
+        meta, infos, g = _load_groups(path, cls.KIND, cls.GROUPS)
+        skip = {"modules", "infos", *cls.GROUPS}
+        values = {f.name: meta[f.name] for f in fields(cls) if f.name not in skip | {"meta"}}
+        return cls(
+            modules=meta["modules"], infos=infos, **{k: g.get(k, {}) for k in cls.GROUPS},
+            **values, meta=meta.get("meta", {}),
+        )  # fmt: skip
+
+
+class _Sums(_Record):
+    """A record of sums with counts (``COUNTS``): shards fitted apart merge exactly."""
+
+    COUNTS: ClassVar[tuple[str, ...]]
+    WHAT: ClassVar[str]
+
+    def merge(self, other):
+        """The record of both shards: sums and counts added (same modules and weights only)."""
+        _check_same(self, other, self.WHAT)
+        summed = {
+            g: {m: getattr(self, g)[m] + getattr(other, g)[m] for m in self.modules}
+            for g in self.GROUPS
+        }
+        counts = {k: getattr(self, k) + getattr(other, k) for k in self.COUNTS}
+        return replace(self, **summed, **counts, meta=dict(self.meta))
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics containers
+# ----------------------------------------------------------------------------------------------
 @dataclass
-class Eigenbasis:
+class CovarianceStats(_Sums):
+    """Sums of a a^T and g g^T per module (float64) with token/sequence counts."""
+
+    WHAT: ClassVar[str] = "covariance statistics"
+    KIND: ClassVar[str] = "covariance"
+    GROUPS: ClassVar[tuple[str, ...]] = ("a_sum", "s_sum")
+    COUNTS: ClassVar[tuple[str, ...]] = ("n_tokens", "n_label_tokens", "n_sequences")
+
+    modules: list[str]
+    infos: list[ModuleInfo]
+    a_sum: dict[str, torch.Tensor]
+    s_sum: dict[str, torch.Tensor]
+    n_tokens: int = 0
+    n_label_tokens: int = 0
+    n_sequences: int = 0
+    fingerprint: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def covariances(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, S) of one module with the normalisation of the module docstring."""
+        if self.n_tokens == 0 or self.n_sequences == 0:
+            raise ValueError("covariance statistics are empty (no tokens seen)")
+        return self.a_sum[name] / self.n_tokens, self.s_sum[name] / self.n_sequences
+
+
+@dataclass
+class Eigenbasis(_Record):
     """Eigenvectors/values of A and S per module (float64)."""
+
+    KIND: ClassVar[str] = "eigen"
+    GROUPS: ClassVar[tuple[str, ...]] = ("q_a", "e_a", "q_s", "e_s")
 
     modules: list[str]
     infos: list[ModuleInfo]
@@ -190,39 +208,15 @@ class Eigenbasis:
     fingerprint: str
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path) -> None:
-        _save_groups(
-            path,
-            "eigen",
-            self.modules,
-            self.infos,
-            {"q_a": self.q_a, "e_a": self.e_a, "q_s": self.q_s, "e_s": self.e_s},
-            n_tokens=self.n_tokens,
-            n_sequences=self.n_sequences,
-            fingerprint=self.fingerprint,
-            meta=self.meta,
-        )
-
-    @classmethod
-    def load(cls, path) -> Eigenbasis:
-        meta, infos, g = _load_groups(path, "eigen", ("q_a", "e_a", "q_s", "e_s"))
-        return cls(
-            meta["modules"],
-            infos,
-            g["q_a"],
-            g["e_a"],
-            g["q_s"],
-            g["e_s"],
-            meta["n_tokens"],
-            meta["n_sequences"],
-            meta["fingerprint"],
-            meta.get("meta", {}),
-        )
-
 
 @dataclass
-class CorrectionStats:
+class CorrectionStats(_Sums):
     """Sums of squared rotated per-sequence gradients (Λ numerators) per module, with counts."""
+
+    WHAT: ClassVar[str] = "eigenvalue-correction statistics"
+    KIND: ClassVar[str] = "correction"
+    GROUPS: ClassVar[tuple[str, ...]] = ("lam_sum",)
+    COUNTS: ClassVar[tuple[str, ...]] = ("n_sequences", "n_tokens")
 
     modules: list[str]
     infos: list[ModuleInfo]
@@ -232,50 +226,15 @@ class CorrectionStats:
     fingerprint: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def merge(self, other: CorrectionStats) -> CorrectionStats:
-        _check_same(self, other, "eigenvalue-correction statistics")
-        return CorrectionStats(
-            self.modules,
-            self.infos,
-            {m: self.lam_sum[m] + other.lam_sum[m] for m in self.modules},
-            self.n_sequences + other.n_sequences,
-            self.n_tokens + other.n_tokens,
-            self.fingerprint,
-            dict(self.meta),
-        )
-
-    def save(self, path) -> None:
-        _save_groups(
-            path,
-            "correction",
-            self.modules,
-            self.infos,
-            {"lam_sum": self.lam_sum},
-            n_sequences=self.n_sequences,
-            n_tokens=self.n_tokens,
-            fingerprint=self.fingerprint,
-            meta=self.meta,
-        )
-
-    @classmethod
-    def load(cls, path) -> CorrectionStats:
-        meta, infos, g = _load_groups(path, "correction", ("lam_sum",))
-        return cls(
-            meta["modules"],
-            infos,
-            g["lam_sum"],
-            meta["n_sequences"],
-            meta["n_tokens"],
-            meta["fingerprint"],
-            meta.get("meta", {}),
-        )
-
 
 @dataclass
-class Factors:
+class Factors(_Record):
     """The preconditioner: per module Q_A, Q_S, Λ and damping λ;  (G+λ)^-1 V = Q_S[(Q_S^T V Q_A) ⊘ (Λ+λ)]Q_A^T.
 
     ``strategy == "identity"`` has no tensors (gradient dot product)."""
+
+    KIND: ClassVar[str] = "factors"
+    GROUPS: ClassVar[tuple[str, ...]] = ("q_a", "q_s", "lam")
 
     strategy: str
     modules: list[str]
@@ -289,17 +248,8 @@ class Factors:
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Factors:
         conv = lambda d: {k: v.to(device=device, dtype=dtype) for k, v in d.items()}  # noqa: E731
-        return Factors(
-            self.strategy,
-            self.modules,
-            self.infos,
-            conv(self.q_a),
-            conv(self.q_s),
-            conv(self.lam),
-            dict(self.damping),
-            self.fingerprint,
-            self.meta,
-        )
+        return replace(self, q_a=conv(self.q_a), q_s=conv(self.q_s), lam=conv(self.lam),
+                       damping=dict(self.damping))  # fmt: skip
 
     def ihvp(self, name: str, v: torch.Tensor) -> torch.Tensor:
         """(G_m + λ_m)^-1 applied to v [..., d_out, d_in_h] (batched)."""
@@ -317,35 +267,15 @@ class Factors:
         rot = self.q_s[name].transpose(0, 1) @ v @ self.q_a[name]
         return (rot * rot / (self.lam[name] + self.damping[name])).flatten(1).sum(1)
 
-    def save(self, path) -> None:
-        ident = self.strategy == "identity"  # no tensors: the gradient dot product
-        _save_groups(
-            path,
-            "factors",
-            self.modules,
-            self.infos,
-            {} if ident else {"q_a": self.q_a, "q_s": self.q_s, "lam": self.lam},
-            strategy=self.strategy,
-            damping=self.damping,
-            fingerprint=self.fingerprint,
-            meta=self.meta,
-        )
+    def _groups_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
+        # identity: no tensors (the gradient dot product)
+        return {} if self.strategy == "identity" else super()._groups_to_save()
 
     @classmethod
     def load(cls, path, model: nn.Module | None = None) -> Factors:
         """Load; with ``model`` given, refuse factors fitted on other weights."""
-        meta, infos, g = _load_groups(path, "factors", ("q_a", "q_s", "lam"))
-        f = cls(
-            meta["strategy"],
-            meta["modules"],
-            infos,
-            g.get("q_a", {}),
-            g.get("q_s", {}),
-            g.get("lam", {}),
-            {k: float(v) for k, v in meta["damping"].items()},
-            meta["fingerprint"],
-            meta.get("meta", {}),
-        )
+        f = cls._from_file(path)
+        f.damping = {k: float(v) for k, v in f.damping.items()}
         if model is not None:
             check_factors(model, f)
         return f

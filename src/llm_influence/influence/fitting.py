@@ -6,7 +6,7 @@ shards) are in :mod:`llm_influence.influence.factors`, the normalisation is stat
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -14,14 +14,8 @@ from torch import nn
 from .arguments import DTYPES, FitConfig
 from .errors import FactorMismatchError
 from .factors import CorrectionStats, CovarianceStats, Eigenbasis, Factors, setup_device
-from .modules import (
-    Tracker,
-    context_length,
-    iterate,
-    model_fingerprint,
-    prepare_batch,
-    small_lapack,
-)
+from .modules import Tracker, context_length, iterate, model_fingerprint, small_lapack
+from .tasks import Task, resolve_task
 from .tracked import find_tracked_modules
 
 GRAM_BLOCK = 128  # block size of the upper-triangle Gram products (matrices >= 2 blocks)
@@ -62,52 +56,68 @@ def _symmetrize_upper(acc: torch.Tensor) -> torch.Tensor:
     return acc + off.T
 
 
+class _FitPass:
+    """The forward+backward passes of a fit over ``batches``: device, dtypes and hooks set up once,
+    then per batch (index, batch, per-layer (a, g)) with the training loss on labels drawn from the
+    model (``sample_seed``; None = the batch's own targets: the empirical Fisher)."""
+
+    def __init__(self, model, modules, cfg: FitConfig, task, sample_seed: int | None, desc: str):
+        self.model, self.cfg, self.desc, self.sample_seed = model, cfg, desc, sample_seed
+        self.task = resolve_task(task)
+        self.dev, self.cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
+        self.tracker = Tracker(model, modules, acdt, self.task)
+        self.infos = self.tracker.infos
+
+    def __call__(self, batches: Iterable) -> Iterator[tuple[int, dict, list]]:
+        ctx = context_length(self.model)
+        with self.tracker:
+            for bi, raw in enumerate(iterate(batches, self.cfg.progress, self.desc)):
+                batch = self.task.prepare_batch(raw, self.dev, ctx, "fit", bi)
+                pairs = self.tracker.run(
+                    batch, self.cdt, sample_seed=self.sample_seed, what="fit", index=bi
+                )
+                yield bi, batch, pairs
+
+
+def _fit_seed(cfg: FitConfig) -> int | None:
+    return cfg.seed if cfg.sample_labels else None
+
+
+def _zeros(infos, rows, cols, dev) -> dict[str, torch.Tensor]:
+    """float64 accumulators per module of shape [rows(info), cols(info)]."""
+    return {i.name: torch.zeros(rows(i), cols(i), dtype=torch.float64, device=dev) for i in infos}
+
+
 def fit_covariance(
-    model: nn.Module, batches: Iterable, cfg: FitConfig | None = None
+    model: nn.Module, batches: Iterable, cfg: FitConfig | None = None, *, task: Task | None = None
 ) -> CovarianceStats:
-    """Pass 1: sums of a a^T (attention-masked tokens) and g g^T with labels sampled from the model."""
+    """Pass 1: sums of a a^T (the task's counted positions) and g g^T with labels sampled from the
+    model (the training loss of ``task``, default the causal LM)."""
     cfg = cfg or FitConfig()
     modules = find_tracked_modules(model, cfg.module_patterns)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    ctx = context_length(model)
-    tracker = Tracker(model, modules, acdt)
-    a_sum = {
-        i.name: torch.zeros(i.d_in_h, i.d_in_h, dtype=torch.float64, device=dev)
-        for i in tracker.infos
-    }
-    s_sum = {
-        i.name: torch.zeros(i.d_out, i.d_out, dtype=torch.float64, device=dev)
-        for i in tracker.infos
-    }
+    fit = _FitPass(model, modules, cfg, task, _fit_seed(cfg), "covariance")
+    a_sum = _zeros(fit.infos, lambda i: i.d_in_h, lambda i: i.d_in_h, fit.dev)
+    s_sum = _zeros(fit.infos, lambda i: i.d_out, lambda i: i.d_out, fit.dev)
     n_tok = n_lab = n_seq = 0
-    with tracker:
-        for bi, raw in enumerate(iterate(batches, cfg.progress, "covariance")):
-            batch = prepare_batch(raw, dev, ctx, "fit", bi)
-            pairs = tracker.run(
-                batch,
-                cdt,
-                sample_seed=cfg.seed if cfg.sample_labels else None,
-                what="fit",
-                index=bi,
-            )
-            with torch.no_grad():
-                sums, seen = [], {}
-                for info, (a, g) in zip(tracker.infos, pairs):
-                    key = (a.data_ptr(), a.shape, a.stride(), a.dtype)
-                    if (
-                        key not in seen
-                    ):  # layers reading the same input (Llama's gate_proj/up_proj) share A
-                        seen[key] = _gram_upper(a.flatten(0, 1))
-                    sa = _add_upper(a_sum[info.name], seen[key])
-                    sg = _add_upper(s_sum[info.name], _gram_upper(g.flatten(0, 1)))
-                    sums.append(torch.stack((sa, sg)))
-                tracker.check(sums, "fit", bi)
-            n_tok += int(batch["attention_mask"].sum())
-            n_lab += int((batch["labels"][:, 1:] != -100).sum())
-            n_seq += batch["input_ids"].shape[0]
+    for bi, batch, pairs in fit(batches):
+        with torch.no_grad():
+            sums, seen = [], {}
+            for info, (a, g) in zip(fit.infos, pairs):
+                key = (a.data_ptr(), a.shape, a.stride(), a.dtype)
+                if (
+                    key not in seen
+                ):  # layers reading the same input (Llama's gate_proj/up_proj) share A
+                    seen[key] = _gram_upper(a.flatten(0, 1))
+                sa = _add_upper(a_sum[info.name], seen[key])
+                sg = _add_upper(s_sum[info.name], _gram_upper(g.flatten(0, 1)))
+                sums.append(torch.stack((sa, sg)))
+            fit.tracker.check(sums, "fit", bi)
+        n_tok += fit.task.n_tokens(batch)
+        n_lab += fit.task.n_label_tokens(batch)
+        n_seq += fit.task.n_examples(batch)
     return CovarianceStats(
         modules,
-        tracker.infos,
+        fit.infos,
         {k: _symmetrize_upper(v).cpu() for k, v in a_sum.items()},
         {k: _symmetrize_upper(v).cpu() for k, v in s_sum.items()},
         n_tok,
@@ -160,9 +170,11 @@ def fit_eigen_correction(
     eigenbasis: Eigenbasis,
     cfg: FitConfig | None = None,
     *,
+    task: Task | None = None,
     _fingerprint: str | None = None,
 ) -> CorrectionStats:
-    """Pass 2: Λ sums = Σ_seq (Q_S^T DW Q_A)^2 with DW the per-sequence (sampled-label) gradient.
+    """Pass 2: Λ sums = Σ_seq (Q_S^T DW Q_A)^2 with DW the per-sequence (sampled-label) gradient
+    of ``task``'s training loss.
 
     (``_fingerprint``: internal, the model's fingerprint when the caller just computed it.)"""
     cfg = cfg or FitConfig()
@@ -172,45 +184,26 @@ def fit_eigen_correction(
         raise FactorMismatchError(
             f"eigenbasis was fitted on other weights (fingerprint {eigenbasis.fingerprint} != model {fp})"
         )
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    ctx = context_length(model)
-    tracker = Tracker(model, modules, acdt)
-    qa = {m: eigenbasis.q_a[m].to(dev, cdt) for m in modules}
-    qs = {m: eigenbasis.q_s[m].to(dev, cdt) for m in modules}
-    lam = {
-        i.name: torch.zeros(i.d_out, i.d_in_h, dtype=torch.float64, device=dev)
-        for i in tracker.infos
-    }
+    fit = _FitPass(model, modules, cfg, task, _fit_seed(cfg), "eigen correction")
+    qa = {m: eigenbasis.q_a[m].to(fit.dev, fit.cdt) for m in modules}
+    qs = {m: eigenbasis.q_s[m].to(fit.dev, fit.cdt) for m in modules}
+    lam = _zeros(fit.infos, lambda i: i.d_out, lambda i: i.d_in_h, fit.dev)
     n_seq = n_tok = 0
-    with tracker:
-        for bi, raw in enumerate(iterate(batches, cfg.progress, "eigen correction")):
-            batch = prepare_batch(raw, dev, ctx, "fit", bi)
-            pairs = tracker.run(
-                batch,
-                cdt,
-                sample_seed=cfg.seed if cfg.sample_labels else None,
-                what="fit",
-                index=bi,
-            )
-            with torch.no_grad():
-                accs = [
-                    _rotated_squares(a @ qa[info.name], g @ qs[info.name], info)
-                    for info, (a, g) in zip(tracker.infos, pairs)
-                ]
-                tracker.check(accs, "fit", bi)
-                for info, acc in zip(tracker.infos, accs):
-                    lam[info.name] += acc
-            n_seq += batch["input_ids"].shape[0]
-            n_tok += int(batch["attention_mask"].sum())
+    for bi, batch, pairs in fit(batches):
+        with torch.no_grad():
+            accs = [
+                _rotated_squares(a @ qa[info.name], g @ qs[info.name], info)
+                for info, (a, g) in zip(fit.infos, pairs)
+            ]
+            fit.tracker.check(accs, "fit", bi)
+            for info, acc in zip(fit.infos, accs):
+                lam[info.name] += acc
+        n_seq += fit.task.n_examples(batch)
+        n_tok += fit.task.n_tokens(batch)
     return CorrectionStats(
-        modules,
-        tracker.infos,
-        {k: v.cpu() for k, v in lam.items()},
-        n_seq,
-        n_tok,
-        fp,
+        modules, fit.infos, {k: v.cpu() for k, v in lam.items()}, n_seq, n_tok, fp,
         {"seed": cfg.seed},
-    )
+    )  # fmt: skip
 
 
 def _identity_factors(eigenbasis: Eigenbasis | None, cfg: FitConfig, model) -> Factors:
@@ -313,7 +306,9 @@ def build_factors(
     )
 
 
-def fit_factors(model: nn.Module, batches: Iterable, cfg: FitConfig | None = None) -> Factors:
+def fit_factors(
+    model: nn.Module, batches: Iterable, cfg: FitConfig | None = None, *, task: Task | None = None
+) -> Factors:
     """Whole fit in one call (``batches`` must be re-iterable for EK-FAC: two passes)."""
     cfg = cfg or FitConfig()
     if cfg.strategy == "identity":
@@ -322,10 +317,10 @@ def fit_factors(model: nn.Module, batches: Iterable, cfg: FitConfig | None = Non
         raise ValueError(
             "fit_factors with strategy 'ekfac' needs re-iterable batches (a list, not a generator): two passes"
         )
-    cov = fit_covariance(model, batches, cfg)
+    cov = fit_covariance(model, batches, cfg, task=task)
     eig = compute_eigenbasis(cov)
     corr = (
-        fit_eigen_correction(model, batches, eig, cfg, _fingerprint=cov.fingerprint)
+        fit_eigen_correction(model, batches, eig, cfg, task=task, _fingerprint=cov.fingerprint)
         if cfg.strategy == "ekfac"
         else None
     )

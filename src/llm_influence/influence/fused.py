@@ -27,8 +27,9 @@ from torch import nn
 from .arguments import ScoreConfig
 from .errors import FactorMismatchError
 from .factors import Factors
-from .modules import ModuleInfo, context_length, iterate, prepare_batch
+from .modules import ModuleInfo, context_length, iterate
 from .scoring import PreconditionedQueries, prepare_pass
+from .tasks import Task
 from .topk import StreamingTopK, TopK
 
 DENSE_BUDGET = 1 << 30  # bytes of dense query rows (all modules) the dense_seq contraction may hold
@@ -193,6 +194,7 @@ def score_groups(
     candidates: torch.Tensor | None = None,
     contraction: str = "auto",
     n_sequences: int | None = None,
+    task: Task | None = None,
 ) -> dict[str, GroupScores]:
     """One forward+backward per training batch for every group at once.
 
@@ -203,7 +205,8 @@ def score_groups(
     rank matrices (needs them kept: ``build_query_groups`` with the same cfg), and those entries of
     ``total``/``layers`` replaced, as in Grosse et al. 2023 §3.2. ``n_sequences``: how many
     sequences the batches hold, when known: the [Q, N] and [Q, N, M] tables are then allocated
-    once and filled in place (flat memory: no per-batch pieces and no second copy at the end)."""
+    once and filled in place (flat memory: no per-batch pieces and no second copy at the end).
+    ``task``: the training loss (:mod:`.tasks`; default the causal LM)."""
     cfg = cfg or ScoreConfig()
     if not groups:
         raise ValueError("no query groups given")
@@ -230,7 +233,7 @@ def score_groups(
         raise ValueError(
             f"candidates must be a [Q={nq}, N] bool mask, got {tuple(candidates.shape)}"
         )
-    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg)
+    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg, task)
     elem = torch.finfo(cdt).bits // 8
     modes = _plans(tracker.infos, qlist, contraction, elem)
     mats = _pass_mats(qlist, modes, dev, cdt)
@@ -245,8 +248,8 @@ def score_groups(
     offset, ctx = 0, context_length(model)
     with tracker:
         for bi, raw in enumerate(iterate(train_batches, cfg.progress, "scores")):
-            batch = prepare_batch(raw, dev, ctx, "train", bi)
-            B = batch["input_ids"].shape[0]
+            batch = tracker.task.prepare_batch(raw, dev, ctx, "train", bi)
+            B = tracker.task.n_examples(batch)
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
             with torch.no_grad():
                 per_module = [

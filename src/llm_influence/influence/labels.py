@@ -36,13 +36,23 @@ def make_batches(
     ]
 
 
+def _seed(seed: int, data: bytes) -> int:
+    return (seed * 1_000_003 + zlib.crc32(data)) % (2**62)
+
+
 def sequence_seeds(input_ids: torch.Tensor, attention_mask: torch.Tensor, seed: int) -> list[int]:
     """One seed per sequence from (seed, its tokens): sampled labels do not depend on batching or sharding."""
-    out = []
-    for ids, m in zip(input_ids.cpu(), attention_mask.cpu()):
-        crc = zlib.crc32(ids[m.bool()].numpy().tobytes())
-        out.append((seed * 1_000_003 + crc) % (2**62))
-    return out
+    return [
+        _seed(seed, ids[m.bool()].numpy().tobytes())
+        for ids, m in zip(input_ids.cpu(), attention_mask.cpu())
+    ]
+
+
+def example_seeds(keys: torch.Tensor, seed: int) -> list[int]:
+    """One seed per row of ``keys`` [B, ...] from (seed, the row's bytes): for the example tasks
+    (an id per example, or its inputs), as :func:`sequence_seeds` for sequences."""
+    rows = keys.detach().cpu().contiguous()
+    return [_seed(seed, r.numpy().tobytes()) for r in rows]
 
 
 def sequence_uniforms(batch: Mapping[str, torch.Tensor], seed: int) -> torch.Tensor:
@@ -73,14 +83,19 @@ def sample_targets(
     u = sequence_uniforms(batch, seed)[:, :-1].to(logits.device)
     lg = logits[:, :-1].detach()
     out = torch.empty((B, T1), dtype=torch.long, device=logits.device)
-    V = lg.shape[-1]
-    rows = max(1, (1 << 24) // max(1, T1 * V))  # ≤ 16M float64 elements at a time
+    rows = max(1, (1 << 24) // max(1, T1 * lg.shape[-1]))  # ≤ 16M float64 elements at a time
     for s in range(0, B, rows):
-        w = lg[s : s + rows].double()
-        w = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # unnormalised CDF
-        x = (u[s : s + rows] * w[..., -1]).unsqueeze(-1)
-        out[s : s + rows] = torch.searchsorted(w, x, right=True).squeeze(-1).clamp_(max=V - 1)
+        out[s : s + rows] = inverse_cdf(lg[s : s + rows], u[s : s + rows])
     return out.masked_fill_(~valid, -100)
+
+
+def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Per row of ``logits`` [..., V] the first class whose cumulative softmax probability exceeds
+    the uniform ``u`` [...] (float64 cumulative sums): a draw from softmax(logits)."""
+    w = logits.double()
+    w = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # unnormalised CDF
+    x = (u * w[..., -1]).unsqueeze(-1)
+    return torch.searchsorted(w, x, right=True).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
 
 
 def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

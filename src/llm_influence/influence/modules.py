@@ -23,7 +23,6 @@ from .errors import (
     NonFiniteGradientError,
     SequenceTooLongError,
 )
-from .labels import sample_targets, summed_loss
 from .tracked import ModuleInfo, find_tracked_modules, module_info
 
 
@@ -126,12 +125,21 @@ def check_nonempty(batch: Mapping[str, torch.Tensor], what: str, index: int, off
 # ----------------------------------------------------------------------------------------------
 class Tracker:
     """Context manager: hooks on the tracked layers, parameters frozen (no weight gradients are ever
-    computed), model in eval mode. ``run(batch, targets)`` returns per layer (a [B,T,d_in_h],
-    g [B,T,d_out]) in ``compute_dtype``; masked (attention_mask=0) positions are zero in both."""
+    computed), model in eval mode. ``run(batch, ...)`` returns per layer (a [B,T,d_in_h],
+    g [B,T,d_out]) in ``compute_dtype``; masked (the task's token mask = 0) positions are zero in
+    both. Layers without a token axis (the example tasks: [B, d]) count as T = 1. The forward
+    pass and the losses are the ``task``'s (:mod:`.tasks`; default the causal LM)."""
 
     def __init__(
-        self, model: nn.Module, modules: list[str], autocast_dtype: torch.dtype | None = None
+        self,
+        model: nn.Module,
+        modules: list[str],
+        autocast_dtype: torch.dtype | None = None,
+        task=None,
     ):
+        from .tasks import resolve_task
+
+        self.task = resolve_task(task)
         self.model = model
         named = dict(model.named_modules())
         missing = [m for m in modules if m not in named]
@@ -192,13 +200,12 @@ class Tracker:
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         self._inputs = [None] * len(self.layers)
         self._outputs = [None] * len(self.layers)
-        dev = batch["input_ids"].device
+        dev = next(iter(batch.values())).device
         use_ac = self.autocast_dtype is not None
         with torch.autocast(
             device_type=dev.type, dtype=self.autocast_dtype or torch.float32, enabled=use_ac
         ):
-            out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits = out.logits if hasattr(out, "logits") else out[0]
+            logits = self.task.forward(self.model, batch)
         missing = [self.modules[i] for i, o in enumerate(self._outputs) if o is None]
         if missing:
             raise RuntimeError(f"tracked modules {missing} were not called in the forward pass")
@@ -213,14 +220,18 @@ class Tracker:
         index: int,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         grads = torch.autograd.grad(loss, self._outputs, allow_unused=True)
-        mask = batch["attention_mask"]
+        mask = self.task.token_mask(batch)
         # all-ones masks (no padding) need no masking multiply: one check per batch instead of 2 copies per layer
-        mask = None if bool(mask.all()) else mask.unsqueeze(-1).to(compute_dtype)
+        if mask is not None:
+            mask = None if bool(mask.all()) else mask.unsqueeze(-1).to(compute_dtype)
         result = []
-        for i, (x, g, info) in enumerate(zip(self._inputs, grads, self.infos)):
+        for x, g, info in zip(self._inputs, grads, self.infos):
+            if x.dim() == 2:  # no token axis (the example tasks): one position per example
+                x = x.unsqueeze(1)
+                g = None if g is None else g.unsqueeze(1)
             a = x.to(compute_dtype)
             g = (
-                torch.zeros_like(self._outputs[i], dtype=compute_dtype)
+                torch.zeros(*a.shape[:-1], info.d_out, dtype=compute_dtype, device=a.device)
                 if g is None
                 else g.to(compute_dtype)
             )
@@ -243,20 +254,22 @@ class Tracker:
         sample_seed: int | None,
         what: str,
         index: int,
+        measure: bool = False,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Forward, loss (summed CE on real or sampled labels), backward to the tracked outputs.
+        """Forward, loss, backward to the tracked outputs. The loss is the task's measurement
+        (``measure``: query gradients) or its training loss on the batch's targets
+        (``sample_seed`` None) or on targets drawn from the model with that seed.
 
         Finiteness is checked lazily: here only the loss (one scalar); the callers check their small
         per-batch results with :meth:`check`, which on a failure names the first layer whose output,
         input or output gradient is non-finite (:meth:`diagnose`)."""
         self._last = None
         with torch.enable_grad():
-            logits = self.forward(batch)
-            if sample_seed is None:
-                targets = batch["labels"][:, 1:]
+            outputs = self.forward(batch)
+            if measure:
+                loss = self.task.measurement(outputs, batch)
             else:
-                targets = sample_targets(logits, batch, sample_seed)
-            loss = summed_loss(logits, targets)
+                loss = self.task.training_loss(outputs, batch, sample_seed)
             if not bool(torch.isfinite(loss)):
                 self._last = ([o.detach() for o in self._outputs], None)
                 self.diagnose(what, index)

@@ -22,8 +22,9 @@ from torch import nn
 
 from .arguments import ScoreConfig
 from .factors import Factors, setup_device
-from .modules import check_nonempty, context_length, iterate, prepare_batch
+from .modules import context_length, iterate
 from .scoring import PreconditionedQueries, low_rank, prepare_pass
+from .tasks import Task
 
 
 @dataclass
@@ -58,23 +59,27 @@ DEFAULT_GROUPS: dict[str, GroupBuilder] = {"ekfac": preconditioned, "graddot": r
 
 
 def query_gradients(
-    model: nn.Module, factors: Factors, query_batches: Iterable, cfg: ScoreConfig
+    model: nn.Module,
+    factors: Factors,
+    query_batches: Iterable,
+    cfg: ScoreConfig,
+    task: Task | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-module query gradients DQ [Q, O, I] (compute dtype, scoring device), all queries."""
-    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg)
+    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg, task)
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     nq, ctx = 0, context_length(model)
     with tracker:
         for bi, rawb in enumerate(iterate(query_batches, cfg.progress, "queries")):
-            batch = prepare_batch(rawb, dev, ctx, "query", bi)
-            check_nonempty(batch, "queries", bi, nq)
-            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi)
+            batch = tracker.task.prepare_batch(rawb, dev, ctx, "query", bi)
+            tracker.task.check_measurable(batch, "queries", bi, nq)
+            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi, measure=True)
             with torch.no_grad():
                 dqs = [g.transpose(1, 2) @ a for a, g in pairs]  # [B, O, I]
                 tracker.check(dqs, "query", bi)
             for info, dq in zip(tracker.infos, dqs):
                 chunks[info.name].append(dq)
-            nq += batch["input_ids"].shape[0]
+            nq += tracker.task.n_examples(batch)
     if nq == 0:
         raise ValueError("no query sequences given")
     return {m: torch.cat(c) for m, c in chunks.items()}
@@ -86,6 +91,7 @@ def build_query_groups(
     query_batches: Iterable,
     cfg: ScoreConfig | None = None,
     groups: Mapping[str, GroupBuilder] | None = None,
+    task: Task | None = None,
 ) -> dict[str, PreconditionedQueries]:
     """One pass over the queries, then every group's matrices, each compressed to ``cfg.rank``
     (truncated SVD per module; full rank when None). With ``cfg.rerank_full`` the uncompressed
@@ -94,7 +100,7 @@ def build_query_groups(
     groups = DEFAULT_GROUPS if groups is None else groups
     if not groups:
         raise ValueError("no query groups given")
-    grads = query_gradients(model, factors, query_batches, cfg)
+    grads = query_gradients(model, factors, query_batches, cfg, task)
     dev, cdt, _ = setup_device(model, cfg.device, cfg.dtype)
     inputs = QueryInputs(model, factors.to(dev, cdt), grads, query_batches, cfg)
     out = {}

@@ -1,7 +1,7 @@
 """Dense references for validation (tiny models only: everything here is dense over the tracked
 parameters). Independent of the engine's hooks: gradients come from autograd on the parameters.
-Per-example gradients, the exact GNH's rows, Woodbury and LiSSA solves, the engine's factors as
-a dense matrix, textbook PCG. Every estimator's scores on one task: :mod:`.comparison`.
+Per-example gradients and the exact GNH's rows of any task's loss (:mod:`.tasks`), Woodbury and
+LiSSA solves, the engine's factors as a dense matrix, textbook PCG. Every estimator's scores on one task: :mod:`.comparison`.
 
 Layout: the tracked parameter vector is the concatenation over modules of DW [d_out, d_in(+1)]
 flattened row-major (bias = last column; GPT-2 Conv1D weights transposed to [out, in]).
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .tasks import Task, resolve_task
 from .tracked import is_conv1d, module_info
 
 
@@ -68,33 +69,30 @@ def _split(layout, grads):
     return gw, gb
 
 
-def _logits(model, ids, mask):
-    out = model(input_ids=ids, attention_mask=mask)
-    return out.logits if hasattr(out, "logits") else out[0]
-
-
 def per_example_gradients(
-    model: nn.Module, modules: list[str], batches: Iterable, targets: str | int = "labels"
+    model: nn.Module,
+    modules: list[str],
+    batches: Iterable,
+    targets: str | int = "labels",
+    task: Task | None = None,
 ) -> torch.Tensor:
-    """[N, P] explicit per-sequence gradients of the summed CE (``targets="labels"``) or of the
-    sampled-label loss (``targets=seed``, same sampling as the engine)."""
-    from .labels import sample_targets, summed_loss
-
+    """[N, P] explicit per-example gradients of the task's training loss on the batch's own
+    targets (``targets="labels"``), of its measurement (``"measurement"``) or of the training loss
+    on targets drawn from the model (``targets=seed``, same sampling as the engine)."""
+    task = resolve_task(task)
     layout = _param_layout(model, modules)
     params = _params(layout)
     rows = []
     was = model.training
     model.eval()
     for batch in batches:
-        for i in range(batch["input_ids"].shape[0]):
-            b = {k: v[i : i + 1] for k, v in batch.items()}
-            logits = _logits(model, b["input_ids"], b["attention_mask"])
-            tgt = (
-                b["labels"][:, 1:]
-                if targets == "labels"
-                else sample_targets(logits, b, int(targets))
-            )
-            loss = summed_loss(logits, tgt)
+        for i in range(task.n_examples(batch)):
+            b = task.rows(batch, slice(i, i + 1))
+            out = task.forward(model, b)
+            if targets == "measurement":
+                loss = task.measurement(out, b)
+            else:
+                loss = task.training_loss(out, b, None if targets == "labels" else int(targets))
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
             rows.append(_flat_grad(layout, *_split(layout, grads)).detach().double())
@@ -102,39 +100,44 @@ def per_example_gradients(
     return torch.stack(rows)
 
 
-def gnh_rows(model: nn.Module, modules: list[str], batches: Iterable) -> tuple[torch.Tensor, int]:
-    """R [K, P] with the exact GNH G = R^T R / N (N = number of sequences); rows are
-    √p_v (e_v − p_t)^T J_t for every counted position t and vocabulary entry v."""
+def gnh_row_blocks(
+    model: nn.Module, modules: list[str], batches: Iterable, task: Task | None = None
+) -> list[torch.Tensor]:
+    """Per example the rows R_n [K_n, P] with its exact GNH J_nᵀ H_n J_n = R_nᵀ R_n: the
+    Jacobian-vector products c_kᵀ J_n of the task's Hessian rows (causal LM: √p_v (e_v − p_t)ᵀ J_t
+    for every counted position t and vocabulary entry v; MSE: the rows of J_n)."""
+    task = resolve_task(task)
     layout = _param_layout(model, modules)
     params = _params(layout)
-    rows, n = [], 0
+    width = sum(info.d_out * info.d_in_h for _, _, info, _ in layout)
+    blocks = []
     model.eval()
     for batch in batches:
-        for i in range(batch["input_ids"].shape[0]):
-            n += 1
-            ids, mask, lab = (
-                batch[k][i : i + 1] for k in ("input_ids", "attention_mask", "labels")
-            )
-            logits = _logits(model, ids, mask)[0, :-1]  # [T-1, V]
-            pos = (lab[0, 1:] != -100).nonzero().flatten()
-            if len(pos) == 0:
+        for i in range(task.n_examples(batch)):
+            b = task.rows(batch, slice(i, i + 1))
+            out = task.forward(model, b)
+            cot = task.hessian_rows(out, b)
+            if cot.shape[0] == 0:
+                blocks.append(torch.zeros(0, width, dtype=torch.float64))
                 continue
-            p = torch.softmax(logits.detach().double(), -1)[pos]  # [t, V]
-            V = p.shape[-1]
-            eye = torch.eye(V, dtype=p.dtype)
-            cot = p.sqrt().unsqueeze(-1) * (eye.unsqueeze(0) - p.unsqueeze(1))  # [t, V(v), V]
-            full = torch.zeros(len(pos), V, logits.shape[0], V, dtype=logits.dtype)
-            full[torch.arange(len(pos)), :, pos, :] = cot.to(logits.dtype)
-            full = full.reshape(-1, logits.shape[0], V)
             grads = torch.autograd.grad(
-                logits, params, grad_outputs=full, is_grads_batched=True, allow_unused=True
+                out, params, grad_outputs=cot, is_grads_batched=True, allow_unused=True
             )
             grads = [
-                torch.zeros(full.shape[0], *p_.shape, dtype=logits.dtype) if g is None else g
+                torch.zeros(cot.shape[0], *p_.shape, dtype=out.dtype) if g is None else g
                 for p_, g in zip(params, grads)
             ]
-            rows.append(_flat_grad(layout, *_split(layout, grads)).detach().double())
-    return torch.cat(rows), n
+            blocks.append(_flat_grad(layout, *_split(layout, grads)).detach().double())
+    return blocks
+
+
+def gnh_rows(
+    model: nn.Module, modules: list[str], batches: Iterable, task: Task | None = None
+) -> tuple[torch.Tensor, int]:
+    """R [K, P] with the exact GNH G = R^T R / N (N = number of examples/sequences), the rows of
+    :func:`gnh_row_blocks` stacked."""
+    blocks = gnh_row_blocks(model, modules, batches, task)
+    return torch.cat(blocks), len(blocks)
 
 
 def block_grams(R: torch.Tensor, damp: torch.Tensor, slices: list[slice]) -> list[torch.Tensor]:
@@ -151,6 +154,17 @@ def woodbury_solve(
     return DX - (R.T @ torch.linalg.solve(inner, R @ DX)) / damp[:, None]
 
 
+def _top_eigenvalue(gv, damp: torch.Tensor, P: int, dtype, gen: torch.Generator) -> float:
+    """λ_max(G + D) by 30 power iterations from a seeded random start."""
+    v = torch.randn(P, dtype=dtype, generator=gen)
+    top = torch.tensor(1.0, dtype=dtype)
+    for _ in range(30):
+        v = gv(v) + damp * v
+        top = v.norm()
+        v = v / top
+    return float(top)
+
+
 def lissa(
     R: torch.Tensor,
     n_rows_per_seq: list[int],
@@ -165,29 +179,33 @@ def lissa(
     """LiSSA: x <- X + (I - (G_b + D)/s) x, result x / s (averaged over ``repeats``).
 
     G_b is the exact GNH of ``batch`` random fit sequences (None = all: deterministic Richardson
-    iteration, truncated at ``depth``); s = 1.1 × λ_max(G + D) × N / batch bounds every minibatch."""
+    iteration, truncated at ``depth``); s = 1.1 × λ_max(G + D) × N / batch bounds every minibatch.
+    Full batch, G = Rᵀ R / n is formed once when that is cheaper than two passes over R per step
+    (K >= P/2: R·x with only Q columns is memory bound, 7x slower on our CPU)."""
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(R.shape[1], dtype=R.dtype, generator=gen)
-    for _ in range(30):
-        v = R.T @ (R @ v) / n + damp * v
-        top = v.norm()
-        v = v / top
-    nseq = len(n_rows_per_seq)
-    b = nseq if batch is None else min(batch, nseq)
-    s = 1.1 * float(top) * nseq / b
-    starts = [0, *torch.tensor(n_rows_per_seq).cumsum(0).tolist()]
-    out = torch.zeros_like(X)
-    for _ in range(repeats if batch is not None else 1):
+    K, P = R.shape
+    G = R.T @ R / n if batch is None and 2 * K >= P else None
+    gv = (lambda x: G @ x) if G is not None else (lambda x: R.T @ (R @ x) / n)  # noqa: E731
+    top = _top_eigenvalue(gv, damp, P, R.dtype, gen)
+    if batch is None:
+        s = 1.1 * top
         x = X.clone()
         for _ in range(depth):
-            if batch is None:
-                Rb, m = R, n
-            else:
-                pick = torch.randperm(nseq, generator=gen)[:b].tolist()
-                Rb, m = torch.cat([R[starts[i] : starts[i + 1]] for i in pick]), b
-            x = X + x - (Rb.T @ (Rb @ x) / m + damp[:, None] * x) / s
+            x = X + x - (gv(x) + damp[:, None] * x) / s
+        return x / s
+    nseq = len(n_rows_per_seq)
+    b = min(batch, nseq)
+    s = 1.1 * top * nseq / b
+    starts = [0, *torch.tensor(n_rows_per_seq).cumsum(0).tolist()]
+    out = torch.zeros_like(X)
+    for _ in range(repeats):
+        x = X.clone()
+        for _ in range(depth):
+            pick = torch.randperm(nseq, generator=gen)[:b].tolist()
+            Rb = torch.cat([R[starts[i] : starts[i + 1]] for i in pick])
+            x = X + x - (Rb.T @ (Rb @ x) / b + damp[:, None] * x) / s
         out += x / s
-    return out / (repeats if batch is not None else 1)
+    return out / repeats
 
 
 def dense_preconditioner(factors, modules: list[str]) -> torch.Tensor:

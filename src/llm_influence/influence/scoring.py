@@ -25,15 +25,8 @@ from llm_influence.utils.io import load_tensors, save_tensors
 from .arguments import ScoreConfig
 from .errors import FactorMismatchError
 from .factors import Factors, check_factors, setup_device
-from .modules import (
-    ModuleInfo,
-    Tracker,
-    check_nonempty,
-    context_length,
-    iterate,
-    prepare_batch,
-    small_lapack,
-)
+from .modules import ModuleInfo, Tracker, context_length, iterate, small_lapack
+from .tasks import Task, resolve_task
 
 
 @dataclass
@@ -130,12 +123,13 @@ class Scores:
 
 
 # ----------------------------------------------------------------------------------------------
-def prepare_pass(model: nn.Module, factors: Factors, cfg: ScoreConfig):
-    """Shared set-up of the scoring passes: fingerprint check, device/dtypes, context, hooks."""
+def prepare_pass(model: nn.Module, factors: Factors, cfg: ScoreConfig, task: Task | None = None):
+    """Shared set-up of the scoring passes: fingerprint check, device/dtypes, context, hooks (with
+    ``task``'s forward pass and losses, default the causal LM)."""
     if cfg.check_fingerprint:
         check_factors(model, factors)
     dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    tracker = Tracker(model, factors.modules, acdt)
+    tracker = Tracker(model, factors.modules, acdt, task)
     if tracker.infos != factors.infos:
         raise FactorMismatchError(
             f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
@@ -144,25 +138,31 @@ def prepare_pass(model: nn.Module, factors: Factors, cfg: ScoreConfig):
 
 
 def precondition_queries(
-    model: nn.Module, factors: Factors, query_batches: Iterable, cfg: ScoreConfig | None = None
+    model: nn.Module,
+    factors: Factors,
+    query_batches: Iterable,
+    cfg: ScoreConfig | None = None,
+    *,
+    task: Task | None = None,
 ) -> PreconditionedQueries:
-    """Query gradients (summed CE over completion tokens), preconditioned, optionally rank-r per module."""
+    """Query gradients (of the task's measurement: for the causal LM the summed CE over completion
+    tokens), preconditioned, optionally rank-r per module."""
     cfg = cfg or ScoreConfig()
-    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg, task)
     fac = factors.to(dev, cdt)
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     nq = 0
     with tracker:
         for bi, raw in enumerate(iterate(query_batches, cfg.progress, "queries")):
-            batch = prepare_batch(raw, dev, ctx, "query", bi)
-            check_nonempty(batch, "queries", bi, nq)
-            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi)
+            batch = tracker.task.prepare_batch(raw, dev, ctx, "query", bi)
+            tracker.task.check_measurable(batch, "queries", bi, nq)
+            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi, measure=True)
             with torch.no_grad():
                 dqs = [g.transpose(1, 2) @ a for a, g in pairs]  # [B, O, I]
                 tracker.check(dqs, "query", bi)
                 for info, dq in zip(tracker.infos, dqs):
                     chunks[info.name].append(fac.ihvp(info.name, dq))
-            nq += batch["input_ids"].shape[0]
+            nq += tracker.task.n_examples(batch)
     if nq == 0:
         raise ValueError("no query sequences given")
     out = PreconditionedQueries(
@@ -283,6 +283,7 @@ def iter_scores(
     cfg: ScoreConfig | None = None,
     *,
     contraction: str = "auto",
+    task: Task | None = None,
     _force_dense: bool = False,
 ) -> Iterator[ScoreBatch]:
     """One pass over ``train_batches``; yields a :class:`ScoreBatch` per batch (on CPU, float32).
@@ -293,7 +294,7 @@ def iter_scores(
         raise FactorMismatchError(
             "queries were preconditioned with other factors (fingerprint/modules differ)"
         )
-    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg, task)
     per_token = cfg.per_token
     if _force_dense:
         modes = {i.name: ("dense_token" if per_token else "dense_seq") for i in tracker.infos}
@@ -302,7 +303,7 @@ def iter_scores(
     mats = _prepare_mats(queries, modes, dev, cdt, force_dense=_force_dense)
     with tracker:
         for bi, raw in enumerate(iterate(train_batches, cfg.progress, "scores")):
-            batch = prepare_batch(raw, dev, ctx, "train", bi)
+            batch = tracker.task.prepare_batch(raw, dev, ctx, "train", bi)
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
             layers, tokens = [], None
             with torch.no_grad():
@@ -368,20 +369,17 @@ def score_training(
         full_t, full_l, full_k = [], [], []
         offset = 0
         sel_batches = []
+        task = resolve_task(kw.get("task"))
         for raw in train_batches:
-            n = raw["input_ids"].shape[0]
+            n = task.n_examples(raw)
             rows = want[offset : offset + n].nonzero().flatten()
             if len(rows):
-                sel_batches.append(
-                    {
-                        k2: v[rows]
-                        for k2, v in raw.items()
-                        if k2 in ("input_ids", "attention_mask", "labels")
-                    }
-                )
+                sel_batches.append(task.rows(raw, rows))
             offset += n
         idx = want.nonzero().flatten()
-        for sb in iter_scores(model, factors, queries, sel_batches, cfg, _force_dense=True):
+        for sb in iter_scores(
+            model, factors, queries, sel_batches, cfg, task=task, _force_dense=True
+        ):
             full_t.append(sb.total)
             full_l.append(sb.layers)
             if sb.tokens is not None:
@@ -401,18 +399,23 @@ def score_training(
 
 
 def self_influence(
-    model: nn.Module, factors: Factors, batches: Iterable, cfg: ScoreConfig | None = None
+    model: nn.Module,
+    factors: Factors,
+    batches: Iterable,
+    cfg: ScoreConfig | None = None,
+    *,
+    task: Task | None = None,
 ) -> torch.Tensor:
     """score(m, m) = Σ_modules DW_m^T (G+λ)^-1 DW_m for every sequence -> [N]."""
     cfg = cfg or ScoreConfig()
-    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg)
+    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg, task)
     fac = factors.to(dev, cdt)
     out = []
     with tracker:
         for bi, raw in enumerate(iterate(batches, cfg.progress, "self-influence")):
-            batch = prepare_batch(raw, dev, ctx, "train", bi)
+            batch = tracker.task.prepare_batch(raw, dev, ctx, "train", bi)
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
-            s = torch.zeros(batch["input_ids"].shape[0], dtype=cdt, device=dev)
+            s = torch.zeros(tracker.task.n_examples(batch), dtype=cdt, device=dev)
             with torch.no_grad():
                 vs = [
                     fac.inverse_quadratic(info.name, g.transpose(1, 2) @ a)
