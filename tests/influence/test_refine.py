@@ -22,19 +22,19 @@ from llm_influence.influence import (
     score_training,
 )
 from llm_influence.influence.errors import NonFiniteGradientError, RefinementError
-from llm_influence.influence.reference import (
-    dense_pcg,
-    dense_preconditioner,
-    gnh_rows,
-    module_slices,
-    per_example_gradients,
-)
 from llm_influence.influence.pcg import pcg
 from llm_influence.influence.products import (
     damped_operator,
     gnh_product_sums,
     sampled_gradients,
     sampled_product_sums,
+)
+from llm_influence.influence.reference import (
+    dense_pcg,
+    dense_preconditioner,
+    gnh_rows,
+    module_slices,
+    per_example_gradients,
 )
 from llm_influence.influence.refine import RefineConfig, query_gradients, refine_queries
 
