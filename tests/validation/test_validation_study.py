@@ -232,3 +232,19 @@ def test_figures_have_titles_and_labels(tables):
         ax = fig.axes[0]
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
     assert figs[2].axes[0].get_xscale() == "log"
+
+
+def test_regression_engine_exact_matches_independent_reference(cfg):
+    """The regression task through the engine's loss hook (exact GNH rows of RegressionTask) agrees
+    with validation/mse.py's hand-derived JᵀJ reference, which the study reports as exact."""
+    from llm_influence.influence.comparison import estimator_scores
+    from llm_influence.validation.mse import exact_scores
+
+    task = build_task("regression", cfg, 0)
+    tr, qu = task.train_batches, task.query_batches
+    cat = lambda bs, k: torch.cat([b[k] for b in bs])  # noqa: E731
+    ref, _ = exact_scores(task.model, task.modules, cat(tr, "inputs"), cat(tr, "targets"),
+                          cat(qu, "inputs"), cat(qu, "targets"), cfg.damping_scale)  # fmt: skip
+    got, _ = estimator_scores(task.model, tr, qu, estimators=("exact",), modules=task.modules,
+                              damping_scale=cfg.damping_scale, task=task.engine_task)  # fmt: skip
+    torch.testing.assert_close(got["exact"], ref, rtol=1e-8, atol=1e-10)

@@ -19,11 +19,10 @@ from llm_influence.influence import (
     score_training,
 )
 from llm_influence.influence.comparison import estimator_scores
-from llm_influence.influence.reference import gnh_rows, module_slices, per_example_gradients
 from llm_influence.influence.tracked import module_info
 
 from .config import ESTIMATORS, ValidationConfig
-from .mse import lissa, mse_estimator_scores
+from .mse import exact_scores
 from .tasks import Task
 
 
@@ -44,37 +43,37 @@ def mean_correlations(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return float(np.mean(ps)), float(np.mean(ss))
 
 
+def _stacked(batches: Sequence, key: str) -> torch.Tensor:
+    return torch.cat([b[key] for b in batches])
+
+
 def task_scores(
     task: Task, cfg: ValidationConfig, seed: int = 0, diagnostics: dict | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Scores [Q, N] of the exact damped GNH and of every estimator, with their wall times (s).
 
-    Cross-entropy tasks: ``reference.estimator_scores`` for exact, block, ekfac, kfac and
-    gradient_dot; LiSSA with the same rows, damping and recursion (:func:`mse.lissa`, which forms
-    the GNH once instead of two memory-bound passes over the rows per step). Refined EK-FAC rows
-    (``ekfac_pcg{k}_{products}``, ``cfg.refine_steps`` × ``cfg.refine_products``) put their per-step
-    residuals in ``diagnostics`` (cross-entropy tasks)."""
+    Every estimator runs through the engine with the task's loss hook
+    (``influence.comparison.estimator_scores(task=task.engine_task)``: ekfac, kfac, the refined
+    ``ekfac_pcg{k}_{products}`` rows, whose per-step residuals go into ``diagnostics``, and the
+    dense block, lissa and gradient_dot rows on the same exact GNH rows). ``exact`` is
+    ``estimator_scores``' own for the cross-entropy tasks; for the regression task it is computed
+    independently of the engine (:func:`mse.exact_scores`)."""
     ests = ("exact", *cfg.estimators())
     if tracked_params(task.model, task.modules) > cfg.lissa_max_params:
         ests = tuple(e for e in ests if e != "lissa")  # 300 R·x steps: minutes at 8k parameters
-    if task.loss == "mse":
-        return mse_estimator_scores(task.model, task.modules, task.x_train, task.y_train, task.x_query, task.y_query,
-                                    estimators=ests, damping_scale=cfg.damping_scale, lissa_depth=cfg.lissa_depth, seed=seed,
-                                    label_samples=cfg.refine_label_samples)  # fmt: skip
-    engine = tuple(e for e in ests if e != "lissa")
-    scores, secs = estimator_scores(task.model, task.train_batches, task.query_batches, estimators=engine, modules=task.modules,
-                                    damping_scale=cfg.damping_scale, label_samples=cfg.label_samples,
-                                    diagnostics=diagnostics, refine_label_samples=cfg.refine_label_samples)  # fmt: skip
-    if "lissa" in ests:
-        t = time.perf_counter()
-        R, n = gnh_rows(task.model, task.modules, task.train_batches)
-        damp = torch.empty(R.shape[1], dtype=torch.float64)
-        for sl in module_slices(task.model, task.modules):  # λ_m exactly as estimator_scores
-            damp[sl] = float((R[:, sl] ** 2).sum() / n / (sl.stop - sl.start)) * cfg.damping_scale
-        Gq = per_example_gradients(task.model, task.modules, task.query_batches)
-        Gt = per_example_gradients(task.model, task.modules, task.train_batches)
-        scores["lissa"] = lissa(R, n, damp, Gq.T, depth=cfg.lissa_depth, seed=seed).T @ Gt.T
-        secs["lissa"] = time.perf_counter() - t
+    independent = task.loss == "mse"
+    engine = tuple(e for e in ests if not (independent and e == "exact"))
+    scores, secs = estimator_scores(task.model, task.train_batches, task.query_batches, estimators=engine,
+                                    modules=task.modules, damping_scale=cfg.damping_scale,
+                                    label_samples=cfg.label_samples, lissa_depth=cfg.lissa_depth,
+                                    diagnostics=diagnostics, refine_label_samples=cfg.refine_label_samples,
+                                    task=task.engine_task, lissa_seed=seed)  # fmt: skip
+    if independent:
+        tr, qu = task.train_batches, task.query_batches
+        scores["exact"], secs["exact"] = exact_scores(
+            task.model, task.modules, _stacked(tr, "inputs"), _stacked(tr, "targets"),
+            _stacked(qu, "inputs"), _stacked(qu, "targets"), cfg.damping_scale,
+        )  # fmt: skip
     return scores, secs
 
 

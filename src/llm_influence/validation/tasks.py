@@ -1,12 +1,14 @@
 """The validation tasks: small models trained in-process, deterministic from a seed, in seconds on CPU.
 
-* ``regression``: MLP (8 features -> h -> h -> 1, tanh) on synthetic tabular data, MSE loss. The engine
-  only knows the softmax cross-entropy of causal LMs, so this task is scored by the MSE twin of the
-  reference estimators in :mod:`llm_influence.validation.mse` (GNH of 0.5 (f - y)^2 = J^T J).
-* ``classifier``: MLP (8 -> h -> h -> C, tanh) on synthetic multi-class data, cross-entropy. Wrapped as a
-  two-position "LM" so the engine and ``reference.py`` score it unchanged: ``input_ids = [row, y]``
-  (row indexes a feature table held as a buffer), ``attention_mask = [1, 0]``, ``labels = [-100, y]``;
-  the logits at position 0 are the MLP's class logits and predict the label at position 1.
+Every task runs through the engine with its loss hook (``engine_task``, :mod:`llm_influence.influence.tasks`):
+
+* ``regression``: MLP (8 features -> h -> h -> 1, tanh) on synthetic tabular data, MSE loss
+  (``RegressionTask``: batches {inputs, targets, ids}; sampled targets y ~ N(f, 1)). Its exact
+  damped GNH (JᵀJ) is computed independently of the engine in :mod:`llm_influence.validation.mse`.
+* ``classifier``: MLP (8 -> h -> h -> C, tanh) on synthetic multi-class data, cross-entropy
+  (``ClassificationTask``: batches {inputs, labels, ids}; sampled labels from the softmax).
+  ``ids`` is the example's row: the label draws are seeded by it, so they are the draws of the
+  earlier two-position-"LM" wrapping of this MLP, whose one real token was that row.
 * ``lm``: a tiny GPT-NeoX trained on sequences of a sparse random Markov chain; queries are held-out
   sequences whose first half is the prompt (labels -100) and second half the completion.
 """
@@ -14,10 +16,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import torch
 from torch import nn
+
+from llm_influence.influence.tasks import (
+    CAUSAL_LM,
+    ClassificationTask,
+    RegressionTask,
+)
+from llm_influence.influence.tasks import Task as LossTask
 
 from .config import ValidationConfig
 
@@ -30,12 +38,8 @@ class Task:
     modules: list[str]
     train_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)
     query_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)
-    # regression only (tensors, float64)
-    x_train: torch.Tensor | None = None
-    y_train: torch.Tensor | None = None
-    x_query: torch.Tensor | None = None
-    y_query: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    engine_task: LossTask = CAUSAL_LM  # the engine's loss hook for this model
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -59,18 +63,12 @@ def _train_full_batch(model: nn.Module, loss_fn, steps: int, lr: float = 1e-2) -
     return float(loss.detach())
 
 
-class TableMLP(nn.Module):
-    """An MLP on rows of a fixed feature table, with the causal-LM interface the engine expects."""
-
-    def __init__(self, table: torch.Tensor, hidden: int, n_out: int):
-        super().__init__()
-        self.register_buffer("table", table)
-        self.mlp = _mlp(table.shape[1], hidden, n_out)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        x = self.table[input_ids[:, 0]]  # [B, d]
-        x = torch.stack([x, torch.zeros_like(x)], dim=1)  # position 1 only carries the label
-        return SimpleNamespace(logits=self.mlp(x))
+def _example_batches(
+    key: str, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, batch_size: int = 64
+) -> list[dict[str, torch.Tensor]]:
+    """Batches {inputs, <key>: y, ids} of the example tasks (``ids``: the rows, seeding label draws)."""
+    return [{"inputs": x[i : i + batch_size], key: y[i : i + batch_size], "ids": ids[i : i + batch_size]}
+            for i in range(0, len(x), batch_size)]  # fmt: skip
 
 
 def make_regression(cfg: ValidationConfig, seed: int) -> Task:
@@ -97,18 +95,11 @@ def make_regression(cfg: ValidationConfig, seed: int) -> Task:
     with torch.no_grad():
         test = float(0.5 * ((model(x[n:]).squeeze(-1) - y[n:]) ** 2).mean())
     modules = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return Task("regression", "mse", model, modules, x_train=xt, y_train=yt, x_query=x[n:], y_query=y[n:],
-                info={"train_loss": final, "query_loss": test, "n_train": n, "n_queries": q})  # fmt: skip
-
-
-def _table_batches(
-    rows: torch.Tensor, y: torch.Tensor, batch_size: int = 64
-) -> list[dict[str, torch.Tensor]]:
-    ids = torch.stack([rows, y], dim=1).long()
-    mask = torch.tensor([1, 0]).expand_as(ids).clone()
-    labels = torch.stack([torch.full_like(y, -100), y], dim=1).long()
-    return [{"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size], "labels": labels[i : i + batch_size]}
-            for i in range(0, len(rows), batch_size)]  # fmt: skip
+    rows = torch.arange(n + q)
+    return Task("regression", "mse", model, modules, _example_batches("targets", xt, yt, rows[:n]),
+                _example_batches("targets", x[n:], y[n:], rows[n:]),
+                info={"train_loss": final, "query_loss": test, "n_train": n, "n_queries": q},
+                engine_task=RegressionTask())  # fmt: skip
 
 
 def make_classifier(cfg: ValidationConfig, seed: int, n_classes: int = 4) -> Task:
@@ -124,18 +115,20 @@ def make_classifier(cfg: ValidationConfig, seed: int, n_classes: int = 4) -> Tas
     )  # 10% label noise: the fit stays away from zero loss
     y = torch.where(flip, torch.randint(0, n_classes, (n + q,), generator=g), y)
     torch.manual_seed(seed)
-    model = TableMLP(x, cfg.mlp_hidden, n_classes).double()
+    model = _mlp(d, cfg.mlp_hidden, n_classes).double()
     xt, yt = x[:n], y[:n]
     final = _train_full_batch(
-        model, lambda: nn.functional.cross_entropy(model.mlp(xt), yt), cfg.mlp_steps
+        model, lambda: nn.functional.cross_entropy(model(xt), yt), cfg.mlp_steps
     )
     model.eval()
     with torch.no_grad():
-        acc = float((model.mlp(x[n:]).argmax(-1) == y[n:]).double().mean())
-    modules = [f"mlp.{i}" for i, m in enumerate(model.mlp) if isinstance(m, nn.Linear)]
+        acc = float((model(x[n:]).argmax(-1) == y[n:]).double().mean())
+    modules = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     rows = torch.arange(n + q)
-    return Task("classifier", "ce", model, modules, _table_batches(rows[:n], yt), _table_batches(rows[n:], y[n:]),
-                info={"train_loss": final, "query_accuracy": acc, "n_train": n, "n_queries": q, "n_classes": n_classes})  # fmt: skip
+    return Task("classifier", "ce", model, modules, _example_batches("labels", xt, yt, rows[:n]),
+                _example_batches("labels", x[n:], y[n:], rows[n:]),
+                info={"train_loss": final, "query_accuracy": acc, "n_train": n, "n_queries": q, "n_classes": n_classes},
+                engine_task=ClassificationTask())  # fmt: skip
 
 
 def markov_sequences(
