@@ -25,9 +25,8 @@ from llm_influence.influence.errors import NonFiniteGradientError, RefinementErr
 from llm_influence.influence.pcg import pcg
 from llm_influence.influence.products import (
     damped_operator,
-    gnh_product_sums,
+    product_sums,
     sampled_gradients,
-    sampled_product_sums,
 )
 from llm_influence.influence.reference import (
     dense_pcg,
@@ -95,7 +94,9 @@ def test_gnh_product_equals_dense_gnh(arch):
     g = torch.Generator().manual_seed(0)
     P = sum(i.d_out * i.d_in_h for i in factors.infos)
     v = torch.randn(5, P, generator=g, dtype=torch.float64)
-    got = gnh_product_sums(model, factors, fit, _unflat(factors, v), _rcfg(query_chunk=2))
+    got = product_sums(
+        model, factors, fit, _unflat(factors, v), _rcfg(products="gnh", query_chunk=2)
+    )
     R, n = gnh_rows(model, factors.modules, fit)
     assert got.n_sequences == n == 6
     want = (R.T @ (R @ v.T) / n).T
@@ -108,15 +109,13 @@ def test_sampled_product_equals_dense_sampled_fisher(arch):
     g = torch.Generator().manual_seed(1)
     P = sum(i.d_out * i.d_in_h for i in factors.infos)
     v = torch.randn(4, P, generator=g, dtype=torch.float64)
-    got = sampled_product_sums(
-        model, factors, fit, _unflat(factors, v), _rcfg(label_samples=2, seed=5)
-    )
+    got = product_sums(model, factors, fit, _unflat(factors, v), _rcfg(label_samples=2, seed=5))
     D = torch.cat([per_example_gradients(model, factors.modules, fit, targets=s) for s in (5, 6)])
     assert got.n_sequences == D.shape[0] == 12
     want = (D.T @ (D @ v.T) / D.shape[0]).T
     assert _rel(_flat(factors, got.mean()), want) <= 1e-6
     # shards of the fit set merge exactly into the whole product
-    halves = [sampled_product_sums(model, factors, part, _unflat(factors, v), _rcfg(label_samples=2, seed=5))
+    halves = [product_sums(model, factors, part, _unflat(factors, v), _rcfg(label_samples=2, seed=5))
               for part in (fit[:1], fit[1:])]  # fmt: skip
     merged = halves[0].merge(halves[1])
     assert merged.n_sequences == 12
@@ -130,7 +129,7 @@ def test_cached_sampled_gradients_give_the_streamed_products():
     P = sum(i.d_out * i.d_in_h for i in factors.infos)
     v = _unflat(factors, torch.randn(3, P, generator=g, dtype=torch.float64))
     cfg = _rcfg(label_samples=2, seed=5)
-    streamed = sampled_product_sums(model, factors, fit, v, cfg)
+    streamed = product_sums(model, factors, fit, v, cfg)
     cached = sampled_gradients(model, factors, fit, cfg)
     assert cached.n_sequences == streamed.n_sequences == 12
     got = cached.product_sums(v)
@@ -242,4 +241,4 @@ def test_breakdown_and_nonfinite_products_raise():
         "llm_influence.influence", fromlist=["x"]
     ).model_fingerprint(nan_model, nan_factors.modules)
     with pytest.raises(NonFiniteGradientError):
-        sampled_product_sums(nan_model, nan_factors, fit, b, _rcfg())
+        product_sums(nan_model, nan_factors, fit, b, _rcfg())

@@ -12,6 +12,7 @@ against brute force written out here (independent of influence/tasks.py and of t
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ from llm_influence.influence import (
     score_training,
 )
 from llm_influence.influence.comparison import estimator_scores
-from llm_influence.influence.products import gnh_product_sums, sampled_product_sums
+from llm_influence.influence.products import product_sums
 from llm_influence.influence.reference import dense_preconditioner
 
 N, Q, D_IN, K = 12, 3, 3, 2
@@ -203,11 +204,14 @@ def test_operator_products_match_brute_force(case):
     }
     flat = torch.cat([vec[m].flatten(1) for m in fac.modules], 1)  # [2, P]
     rc = RefineConfig(dtype="float64", device="cpu", progress=False, seed=SEED, label_samples=1)
-    got = gnh_product_sums(case.model, fac, case.train, vec, rc, task=case.task).mean()
+    got = product_sums(
+        case.model, fac, case.train, vec, replace(rc, products="gnh"), task=case.task
+    )
+    got = got.mean()
     got = torch.cat([got[m].flatten(1) for m in fac.modules], 1)
     torch.testing.assert_close(got, flat @ case.gnh(), rtol=1e-9, atol=1e-11)
     D = torch.stack([case.grad(n, SEED) for n in range(N)])
-    got = sampled_product_sums(case.model, fac, case.train, vec, rc, task=case.task).mean()
+    got = product_sums(case.model, fac, case.train, vec, rc, task=case.task).mean()
     got = torch.cat([got[m].flatten(1) for m in fac.modules], 1)
     torch.testing.assert_close(got, flat @ D.T @ D / N, rtol=1e-9, atol=1e-11)
 

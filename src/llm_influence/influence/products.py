@@ -1,5 +1,5 @@
-"""The refinement's operator products v -> G v over the fit set, G the damped-free Gauss-Newton
-Hessian of the task's training loss (the solver that uses them: :mod:`.pcg`; the query-facing
+"""The refinement's operator products v -> G v over the fit set (:func:`product_sums`), G the
+undamped Gauss-Newton Hessian of the task's training loss (the solver that uses them: :mod:`.pcg`; the query-facing
 entry point: :mod:`.refine`).
 
 Vectors live in the tracked-parameter space: a dict module -> [Q, d_out, d_in (+1 bias)] (the layout
@@ -127,7 +127,7 @@ def _check_vectors(factors: Factors, vectors: Vectors) -> int:
     return sizes.pop()
 
 
-def gnh_product_sums(
+def product_sums(
     model: nn.Module,
     factors: Factors,
     fit_batches: Iterable,
@@ -136,8 +136,16 @@ def gnh_product_sums(
     *,
     task: Task | None = None,
 ) -> ProductSums:
-    """Σ_n J_nᵀ H_n J_n v_q for every query vector (exact GNH; H the task's output Hessian)."""
+    """Σ_n G_n v_q over the fit batches for every query vector, G_n the fit example's GNH by
+    ``cfg.products`` (module docstring): ``gnh`` exact J_nᵀ H_n J_n (H the task's output Hessian),
+    ``sampled`` DW_n DW_nᵀ of the sampled-target gradients (count N × label_samples)."""
     dev, cdt, ctx, vec = _setup(model, factors, cfg, vectors)
+    run = _gnh_sums if cfg.products == "gnh" else _sampled_sums
+    return run(model, factors, fit_batches, vec, cfg, task, dev, cdt, ctx)
+
+
+def _gnh_sums(model, factors, fit_batches, vec, cfg, task, dev, cdt, ctx) -> ProductSums:
+    """Σ_n J_nᵀ H_n J_n v_q: per fit batch and query chunk, one forward-mode JVP, H, one reverse pass."""
     nq = next(iter(vec.values())).shape[0]
     tracker = _TangentTracker(model, factors.modules, None, task)
     task = tracker.task
@@ -171,19 +179,10 @@ def gnh_product_sums(
     return ProductSums(sums, n)
 
 
-def sampled_product_sums(
-    model: nn.Module,
-    factors: Factors,
-    fit_batches: Iterable,
-    vectors: Vectors,
-    cfg: RefineConfig,
-    *,
-    task: Task | None = None,
-) -> ProductSums:
+def _sampled_sums(model, factors, fit_batches, vec, cfg, task, *_) -> ProductSums:
     """Σ_{n, draws} DW_n ⟨DW_n, v_q⟩ with DW_n the sampled-label per-sequence gradient over all
     tracked modules (⟨·,·⟩ sums over modules: the cross-module blocks of G are kept); the count is
     N × label_samples (each draw counts as a sequence, as when merging several factor fits)."""
-    vec = _setup(model, factors, cfg, vectors)[3]
     total = ProductSums({m: torch.zeros_like(v) for m, v in vec.items()}, 0)
     passes = _sampled_batch_gradients(model, factors, fit_batches, cfg, "products", task)
     for bi, grads, n in passes:
@@ -215,7 +214,7 @@ def sampled_gradients(
     *,
     task: Task | None = None,
 ) -> SampledGradients:
-    """One pass per label draw collecting DW_n (the same draws as :func:`sampled_product_sums`)."""
+    """One pass per label draw collecting DW_n (the same draws as the ``sampled`` :func:`product_sums`)."""
     chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
     n = 0
     passes = _sampled_batch_gradients(model, factors, fit_batches, cfg, "gradients", task)
@@ -279,7 +278,6 @@ def damped_operator(
     task: Task | None = None,
 ) -> Callable[[Vectors], Vectors]:
     """v -> (G + λ) v: the mean product over ``fit_batches`` plus each module's damping λ_m."""
-    products = gnh_product_sums if cfg.products == "gnh" else sampled_product_sums
     cache: list[SampledGradients] = []
     cached = cfg.products == "sampled" and _sampled_cache_fits(factors, fit_batches, cfg, task)
 
@@ -291,7 +289,7 @@ def damped_operator(
             g = cache[0].product_sums({m: x.to(first.device, first.dtype) for m, x in v.items()})
             g = g.mean()
         else:
-            g = products(model, factors, fit_batches, v, cfg, task=task).mean()
+            g = product_sums(model, factors, fit_batches, v, cfg, task=task).mean()
         return {m: g[m] + factors.damping[m] * v[m].to(g[m]) for m in factors.modules}
 
     return apply
