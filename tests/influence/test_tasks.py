@@ -241,3 +241,23 @@ def test_exact_and_refined_match_damped_gnh_inverse(case):
     ref = refine_queries(case.model, fac, case.queries, case.train, rc, SC, task=case.task)
     refined = score_training(case.model, fac, ref.queries, case.train, SC, task=case.task).total
     torch.testing.assert_close(refined.double(), exact.float().double(), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_groups_and_self_influence(case):
+    """The fused pass (query groups) and self-influence work with the example tasks: ekfac group
+    = ∇f_qᵀ M⁻¹ ∇L_n, graddot group = ∇f_qᵀ ∇L_n, self-influence = ∇L_nᵀ M⁻¹ ∇L_n."""
+    from llm_influence.influence import build_query_groups, score_groups, self_influence
+
+    fac = fit_factors(case.model, case.train, _fit_cfg(strategy="ekfac"), task=case.task)
+    sc = ScoreConfig(rank=None, dtype="float64", device="cpu", topk=4, progress=False)
+    groups = build_query_groups(case.model, fac, case.queries, sc, task=case.task)
+    out = score_groups(case.model, fac, groups, case.train, sc, task=case.task)
+    Gq = torch.stack([case.grad(n) for n in range(N, N + Q)])
+    Gt = torch.stack([case.grad(n) for n in range(N)])
+    M = dense_preconditioner(fac, fac.modules)
+    torch.testing.assert_close(out["ekfac"].total.double(), (Gq @ M @ Gt.T).float().double())
+    torch.testing.assert_close(out["graddot"].total.double(), (Gq @ Gt.T).float().double())
+    top = out["ekfac"].top  # per-token scores of the top-k: one position per example
+    torch.testing.assert_close(top.tokens.sum(-1), top.total)
+    own = self_influence(case.model, fac, case.train, sc, task=case.task).double()
+    torch.testing.assert_close(own, torch.einsum("np,pq,nq->n", Gt, M, Gt).float().double())
