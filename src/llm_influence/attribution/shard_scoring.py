@@ -27,6 +27,7 @@ from llm_influence.influence import (
     RefineConfig,
     ScoreConfig,
     build_query_groups,
+    query_gradients,
     refine_queries,
     score_groups,
 )
@@ -123,14 +124,17 @@ def score_shard_sequences(
     """Every estimator of one shard in one pass. With ``refine.steps > 0`` the PCG-refined IHVPs
     (:func:`refine_queries`, products over ``refine_batches``) are the table's estimator when
     ``refine_replaces`` (plain EK-FAC kept as ``plain``), else scored beside it as ``refined``."""
-    built = build_query_groups(model, factors, query_batches, cfg)
+    grads = query_gradients(model, factors, query_batches, cfg)  # once, for every estimator
+    built = build_query_groups(model, factors, query_batches, cfg, gradients=grads)
     groups = {"total": built["ekfac"], "graddot": built["graddot"]}
     methods = {"total": factors.strategy, "graddot": "graddot"}
     metrics: dict[str, Any] = {}
     if refine is not None and refine.steps > 0:
         if refine_batches is None:
             raise ValueError("refinement needs the fit batches for its operator products")
-        refined = refine_queries(model, factors, query_batches, refine_batches, refine, cfg)
+        refined = refine_queries(
+            model, factors, query_batches, refine_batches, refine, cfg, gradients=grads
+        )
         metrics["refine"] = refined.metrics()
         name = refined_name(factors.strategy, refine.steps)
         if refine_replaces:

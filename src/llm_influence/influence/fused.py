@@ -183,6 +183,122 @@ class _Tables:
         return torch.cat([t for t, _ in parts], dim=1), torch.cat([lay for _, lay in parts], dim=1)
 
 
+def _check_inputs(
+    factors: Factors,
+    groups: Mapping[str, PreconditionedQueries],
+    cfg: ScoreConfig,
+    token_groups: Sequence[str] | None,
+    candidates: torch.Tensor | None,
+) -> list[str]:
+    """Refuse groups of other factors, unknown token groups, missing full-rank matrices and a
+    candidate mask of the wrong shape, before any gradient work; -> the token groups."""
+    if not groups:
+        raise ValueError("no query groups given")
+    names = list(groups)
+    for n, q in groups.items():
+        if q.fingerprint != factors.fingerprint or q.modules != factors.modules:
+            raise FactorMismatchError(
+                f"query group {n!r} was built with other factors (fingerprint/modules differ)"
+            )
+    token_groups = list(names[:1] if token_groups is None else token_groups)
+    if not cfg.per_token:
+        token_groups = []
+    for n in token_groups:
+        if n not in groups:
+            raise ValueError(f"token group {n!r} is not one of the query groups {names}")
+        if cfg.rerank_full and groups[n].low_rank and not groups[n].dense:
+            raise ValueError(
+                f"rerank_full needs the full-rank matrices of group {n!r}: "
+                "build_query_groups with rerank_full=True"
+            )
+    nq = groups[names[0]].n_queries
+    if candidates is not None and (candidates.dim() != 2 or candidates.shape[0] != nq):
+        raise ValueError(
+            f"candidates must be a [Q={nq}, N] bool mask, got {tuple(candidates.shape)}"
+        )
+    return token_groups
+
+
+class _Pass:
+    """The per-batch work of :func:`score_groups`: all groups' rows per module, the tables, and each
+    token group's streaming top-k with the per-token scores of the pairs entering it."""
+
+    def __init__(self, groups, factors, cfg, token_groups, candidates, modes, mats, dev, cdt, n):
+        self.names, self.modes, self.mats = list(groups), modes, mats
+        self.candidates, self.dev = candidates, dev
+        qlist = [groups[g] for g in self.names]
+        self.bounds, row = {}, 0
+        for name, q in zip(self.names, qlist):
+            self.bounds[name] = (row, row + q.n_queries)
+            row += q.n_queries
+        M = len(factors.modules)
+        self.tops = {g: StreamingTopK(groups[g].n_queries, cfg.topk, M) for g in token_groups}
+        self.tmats = {g: _token_mats(groups[g], cfg.rerank_full, dev, cdt) for g in token_groups}
+        self.tables = _Tables(self.names, [q.n_queries for q in qlist], M, n)
+
+    def batch(self, infos: list[ModuleInfo], pairs, offset: int, tracker, bi: int) -> None:
+        per_module = [
+            _module_rows(self.modes[i.name], a, g, self.mats[i.name])
+            for i, (a, g) in zip(infos, pairs)
+        ]
+        tracker.check(per_module, "train", bi)
+        lay = torch.stack(per_module, dim=-1).permute(1, 0, 2)  # [R,B,M]
+        tot = lay.sum(-1).float().cpu()  # summed in the compute dtype
+        lay = lay.float().cpu()
+        for n, (lo, hi) in self.bounds.items():
+            self.tables.add(n, offset, tot[lo:hi], lay[lo:hi])
+        for n in self.tops:
+            lo, hi = self.bounds[n]
+            self._top(n, tot[lo:hi], infos, pairs, offset)
+
+    def _top(self, n: str, tot: torch.Tensor, infos, pairs, offset: int) -> None:
+        keys = tot.clone()
+        B = tot.shape[1]
+        if self.candidates is not None:
+            allowed = self.candidates[:, offset : offset + B]
+            if allowed.shape[1] != B:
+                raise ValueError(
+                    f"candidates cover {self.candidates.shape[1]} sequences, the batches more"
+                )
+            keys = keys.masked_fill(~allowed, -torch.inf)
+        qs, slots, bs = self.tops[n].update(keys, offset)
+        if len(qs) == 0:
+            return
+        qd, bd = qs.to(self.dev), bs.to(self.dev)
+        per = [_pair_tokens(a, g, self.tmats[n][i.name], qd, bd) for i, (a, g) in zip(infos, pairs)]
+        tokens = torch.stack(per).sum(0)
+        pair_layers = torch.stack([p.sum(-1) for p in per], dim=-1)
+        self.tops[n].fill(qs, slots, pair_layers.float().cpu(), tokens.float().cpu(),
+                          pair_layers.sum(-1).float().cpu())  # fmt: skip
+
+
+def _results(
+    run: _Pass, groups, factors: Factors, cfg: ScoreConfig, modes, seen: int
+) -> dict[str, GroupScores]:
+    """Each group's tables (with the top-k slots re-scored at full rank under ``rerank_full``)."""
+    out = {}
+    for n, q in groups.items():
+        total, lay = run.tables.result(n, seen)
+        top = run.tops[n].result() if n in run.tops else None
+        meta = {
+            "rank": q.rank,
+            "fingerprint": factors.fingerprint,
+            "contraction": modes,
+            "rerank_full": bool(cfg.rerank_full and top is not None),
+        }
+        if top is not None:
+            meta["topk_entered"] = run.tops[n].entered
+            if cfg.rerank_full:
+                qi, slot = (top.index >= 0).nonzero(as_tuple=True)
+                cols = top.index[qi, slot]
+                total[qi, cols] = top.total[qi, slot]
+                lay[qi, cols] = top.layers[qi, slot]
+        out[n] = GroupScores(
+            total, lay if cfg.per_layer else None, top, list(factors.modules), meta
+        )
+    return out
+
+
 def score_groups(
     model: nn.Module,
     factors: Factors,
@@ -208,108 +324,20 @@ def score_groups(
     once and filled in place (flat memory: no per-batch pieces and no second copy at the end).
     ``task``: the training loss (:mod:`.tasks`; default the causal LM)."""
     cfg = cfg or ScoreConfig()
-    if not groups:
-        raise ValueError("no query groups given")
-    names = list(groups)
-    qlist = [groups[n] for n in names]
-    for n, q in zip(names, qlist):
-        if q.fingerprint != factors.fingerprint or q.modules != factors.modules:
-            raise FactorMismatchError(
-                f"query group {n!r} was built with other factors (fingerprint/modules differ)"
-            )
-    token_groups = list(names[:1] if token_groups is None else token_groups)
-    if not cfg.per_token:
-        token_groups = []
-    for n in token_groups:
-        if n not in groups:
-            raise ValueError(f"token group {n!r} is not one of the query groups {names}")
-        if cfg.rerank_full and groups[n].low_rank and not groups[n].dense:
-            raise ValueError(
-                f"rerank_full needs the full-rank matrices of group {n!r}: "
-                "build_query_groups with rerank_full=True"
-            )
-    nq = qlist[0].n_queries
-    if candidates is not None and (candidates.dim() != 2 or candidates.shape[0] != nq):
-        raise ValueError(
-            f"candidates must be a [Q={nq}, N] bool mask, got {tuple(candidates.shape)}"
-        )
+    token_groups = _check_inputs(factors, groups, cfg, token_groups, candidates)
+    qlist = list(groups.values())
     dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg, task)
-    elem = torch.finfo(cdt).bits // 8
-    modes = _plans(tracker.infos, qlist, contraction, elem)
+    modes = _plans(tracker.infos, qlist, contraction, torch.finfo(cdt).bits // 8)
     mats = _pass_mats(qlist, modes, dev, cdt)
-    bounds, row = [], 0
-    for q in qlist:
-        bounds.append((row, row + q.n_queries))
-        row += q.n_queries
-    M = len(factors.modules)
-    tops = {n: StreamingTopK(groups[n].n_queries, cfg.topk, M) for n in token_groups}
-    tmats = {n: _token_mats(groups[n], cfg.rerank_full, dev, cdt) for n in token_groups}
-    tables = _Tables(names, [q.n_queries for q in qlist], M, n_sequences)
+    run = _Pass(groups, factors, cfg, token_groups, candidates, modes, mats, dev, cdt, n_sequences)
     offset, ctx = 0, context_length(model)
     with tracker:
         for bi, raw in enumerate(iterate(train_batches, cfg.progress, "scores")):
             batch = tracker.task.prepare_batch(raw, dev, ctx, "train", bi)
-            B = tracker.task.n_examples(batch)
             pairs = tracker.run(batch, cdt, sample_seed=None, what="train", index=bi)
             with torch.no_grad():
-                per_module = [
-                    _module_rows(modes[i.name], a, g, mats[i.name])
-                    for i, (a, g) in zip(tracker.infos, pairs)
-                ]
-                tracker.check(per_module, "train", bi)
-                lay = torch.stack(per_module, dim=-1).permute(1, 0, 2)  # [R,B,M]
-                tot = lay.sum(-1).float().cpu()  # summed in the compute dtype
-                lay = lay.float().cpu()
-                for n, (lo, hi) in zip(names, bounds):
-                    tables.add(n, offset, tot[lo:hi], lay[lo:hi])
-                for n in token_groups:
-                    lo, hi = bounds[names.index(n)]
-                    keys = tot[lo:hi].clone()
-                    if candidates is not None:
-                        allowed = candidates[:, offset : offset + B]
-                        if allowed.shape[1] != B:
-                            raise ValueError(
-                                f"candidates cover {candidates.shape[1]} sequences, the batches more"
-                            )
-                        keys = keys.masked_fill(~allowed, -torch.inf)
-                    qs, slots, bs = tops[n].update(keys, offset)
-                    if len(qs) == 0:
-                        continue
-                    qd, bd = qs.to(dev), bs.to(dev)
-                    per = [
-                        _pair_tokens(a, g, tmats[n][i.name], qd, bd)
-                        for i, (a, g) in zip(tracker.infos, pairs)
-                    ]
-                    tokens = torch.stack(per).sum(0)
-                    pair_layers = torch.stack([p.sum(-1) for p in per], dim=-1)
-                    tops[n].fill(
-                        qs,
-                        slots,
-                        pair_layers.float().cpu(),
-                        tokens.float().cpu(),
-                        pair_layers.sum(-1).float().cpu(),
-                    )
-            offset += B
+                run.batch(tracker.infos, pairs, offset, tracker, bi)
+            offset += tracker.task.n_examples(batch)
     if candidates is not None and candidates.shape[1] != offset:
         raise ValueError(f"candidates cover {candidates.shape[1]} sequences, the batches {offset}")
-    out = {}
-    for n, q in zip(names, qlist):
-        total, lay = tables.result(n, offset)
-        top = tops[n].result() if n in tops else None
-        meta = {
-            "rank": q.rank,
-            "fingerprint": factors.fingerprint,
-            "contraction": modes,
-            "rerank_full": bool(cfg.rerank_full and top is not None),
-        }
-        if top is not None:
-            meta["topk_entered"] = tops[n].entered
-            if cfg.rerank_full:
-                qi, slot = (top.index >= 0).nonzero(as_tuple=True)
-                cols = top.index[qi, slot]
-                total[qi, cols] = top.total[qi, slot]
-                lay[qi, cols] = top.layers[qi, slot]
-        out[n] = GroupScores(
-            total, lay if cfg.per_layer else None, top, list(factors.modules), meta
-        )
-    return out
+    return _results(run, groups, factors, cfg, modes, offset)

@@ -7,7 +7,8 @@ every group's builder; :func:`llm_influence.influence.fused.score_groups` then c
 rows with each training sequence's gradient in the same pass.
 
 Adding an estimator is one entry of a ``{name: builder}`` mapping, a builder being any function
-``QueryInputs -> {module: [Q, O, I] tensor}``::
+``QueryInputs -> {module: [Q, O, I] tensor}`` (or an :class:`~.low_rank.Eigenbasis`, which is
+compressed without forming the dense matrix)::
 
     groups = {**DEFAULT_GROUPS, "ekfac_pcg4": lambda x: refine(x, steps=4)}
 """
@@ -22,8 +23,9 @@ from torch import nn
 
 from .arguments import ScoreConfig
 from .factors import Factors, setup_device
-from .modules import context_length, iterate
-from .scoring import PreconditionedQueries, low_rank, prepare_pass
+from .low_rank import QueryMatrix
+from .preconditioned import PreconditionedQueries, fill, solve
+from .preconditioned import query_gradients as query_gradients  # re-exported
 from .tasks import Task
 
 
@@ -40,12 +42,13 @@ class QueryInputs:
     cfg: ScoreConfig
 
 
-GroupBuilder = Callable[[QueryInputs], dict[str, torch.Tensor]]
+GroupBuilder = Callable[[QueryInputs], Mapping[str, QueryMatrix]]
 
 
-def preconditioned(x: QueryInputs) -> dict[str, torch.Tensor]:
-    """(G+λ)⁻¹∇f_q with the loaded factors (EK-FAC, or KFAC/identity if fitted so)."""
-    return {m: x.factors.ihvp(m, g) for m, g in x.gradients.items()}
+def preconditioned(x: QueryInputs) -> dict[str, QueryMatrix]:
+    """(G+λ)⁻¹∇f_q with the loaded factors (EK-FAC, or KFAC/identity if fitted so), kept in the
+    factors' eigenbasis so that only its rank-r factors are rotated back (:mod:`.low_rank`)."""
+    return solve(x.factors, x.gradients)
 
 
 def raw(x: QueryInputs) -> dict[str, torch.Tensor]:
@@ -58,33 +61,6 @@ def raw(x: QueryInputs) -> dict[str, torch.Tensor]:
 DEFAULT_GROUPS: dict[str, GroupBuilder] = {"ekfac": preconditioned, "graddot": raw}
 
 
-def query_gradients(
-    model: nn.Module,
-    factors: Factors,
-    query_batches: Iterable,
-    cfg: ScoreConfig,
-    task: Task | None = None,
-) -> dict[str, torch.Tensor]:
-    """Per-module query gradients DQ [Q, O, I] (compute dtype, scoring device), all queries."""
-    dev, cdt, acdt, _, tracker = prepare_pass(model, factors, cfg, task)
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
-    nq, ctx = 0, context_length(model)
-    with tracker:
-        for bi, rawb in enumerate(iterate(query_batches, cfg.progress, "queries")):
-            batch = tracker.task.prepare_batch(rawb, dev, ctx, "query", bi)
-            tracker.task.check_measurable(batch, "queries", bi, nq)
-            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi, measure=True)
-            with torch.no_grad():
-                dqs = [g.transpose(1, 2) @ a for a, g in pairs]  # [B, O, I]
-                tracker.check(dqs, "query", bi)
-            for info, dq in zip(tracker.infos, dqs):
-                chunks[info.name].append(dq)
-            nq += tracker.task.n_examples(batch)
-    if nq == 0:
-        raise ValueError("no query sequences given")
-    return {m: torch.cat(c) for m, c in chunks.items()}
-
-
 def build_query_groups(
     model: nn.Module,
     factors: Factors,
@@ -92,15 +68,22 @@ def build_query_groups(
     cfg: ScoreConfig | None = None,
     groups: Mapping[str, GroupBuilder] | None = None,
     task: Task | None = None,
+    *,
+    gradients: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, PreconditionedQueries]:
     """One pass over the queries, then every group's matrices, each compressed to ``cfg.rank``
     (truncated SVD per module; full rank when None). With ``cfg.rerank_full`` the uncompressed
-    matrices are kept too, for the full-rank re-score of the top-k."""
+    matrices are kept too, for the full-rank re-score of the top-k. ``gradients``: the queries'
+    :func:`query_gradients`, when the caller already has them (the pass is then skipped)."""
     cfg = cfg or ScoreConfig()
     groups = DEFAULT_GROUPS if groups is None else groups
     if not groups:
         raise ValueError("no query groups given")
-    grads = query_gradients(model, factors, query_batches, cfg, task)
+    if gradients is None:
+        gradients = query_gradients(model, factors, query_batches, cfg, task)
+    grads = dict(gradients)
+    if list(grads) != list(factors.modules):
+        raise ValueError(f"query gradients of modules {list(grads)}, expected {factors.modules}")
     dev, cdt, _ = setup_device(model, cfg.device, cfg.dtype)
     inputs = QueryInputs(model, factors.to(dev, cdt), grads, query_batches, cfg)
     out = {}
@@ -124,11 +107,5 @@ def build_query_groups(
                     f"query group {name!r}, module {m!r}: shape {tuple(p.shape)}, "
                     f"expected {tuple(grads[m].shape)}"
                 )
-            if cfg.rank is None:
-                q.dense[m] = p
-                continue
-            q.u[m], q.v[m] = low_rank(p, cfg.rank)
-            if cfg.rerank_full:
-                q.dense[m] = p
-        out[name] = q
+        out[name] = fill(q, mats, cfg.rank, cfg.rerank_full)
     return out

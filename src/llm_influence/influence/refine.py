@@ -19,7 +19,7 @@ direction. k steps cost k operator products.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,12 +101,14 @@ def refine_queries(
     also_steps: Iterable[int] = (),
     *,
     task: Task | None = None,
+    gradients: Mapping[str, torch.Tensor] | None = None,
 ) -> RefinedQueries:
     """Query gradients refined by ``cfg.steps`` PCG steps on G + λ (M⁻¹ = ``factors``), then, as
     :func:`precondition_queries`, rank-``score_cfg.rank`` compressed. The result scores with
     ``iter_scores``/``score_training`` and the same ``factors``. ``fit_batches`` must be re-iterable
     (one pass per step). ``also_steps``: earlier steps whose queries are kept too (``.at[k]``).
-    ``task``: the measurement and training losses (:mod:`.tasks`; default the causal LM)."""
+    ``task``: the measurement and training losses (:mod:`.tasks`; default the causal LM).
+    ``gradients``: the raw query gradients when the caller has them already (no query pass)."""
     t_start = time.perf_counter()
     cfg = cfg or RefineConfig()
     score_cfg = score_cfg or ScoreConfig()
@@ -115,10 +117,9 @@ def refine_queries(
     if cfg.steps > 0 and iter(fit_batches) is fit_batches:
         raise ValueError("refine_queries needs re-iterable fit_batches (a list): one pass per step")
     model_dtype = DTYPES[cfg.dtype]
-    b = {
-        m: v.to(model_dtype)
-        for m, v in query_gradients(model, factors, query_batches, score_cfg, task=task).items()
-    }
+    if gradients is None:
+        gradients = query_gradients(model, factors, query_batches, score_cfg, task=task)
+    b = {m: v.to(model_dtype) for m, v in gradients.items()}
     dev = next(model.parameters()).device
     fac = factors.to(dev, model_dtype)
     n_fit = fit_examples(fit_batches, task)

@@ -24,71 +24,12 @@ from llm_influence.utils.io import load_tensors, save_tensors
 
 from .arguments import ScoreConfig
 from .errors import FactorMismatchError
-from .factors import Factors, check_factors, setup_device
-from .modules import ModuleInfo, Tracker, context_length, iterate, small_lapack
+from .factors import Factors
+from .low_rank import low_rank as low_rank  # re-exported: refine.py imports it from here
+from .modules import ModuleInfo, iterate
+from .preconditioned import PreconditionedQueries, prepare_pass
+from .preconditioned import precondition_queries as precondition_queries  # re-exported
 from .tasks import Task, resolve_task
-
-
-@dataclass
-class PreconditionedQueries:
-    """Per module: dense P [Q, O, I] and/or low-rank factors U [Q, O, r], V [Q, I, r] with P ≈ U V^T
-    (the truncated SVD; the singular values are folded into the factor on the larger side, see
-    :func:`low_rank`)."""
-
-    modules: list[str]
-    infos: list[ModuleInfo]
-    n_queries: int
-    rank: int | None
-    dense: dict[str, torch.Tensor] = field(default_factory=dict)
-    u: dict[str, torch.Tensor] = field(default_factory=dict)
-    v: dict[str, torch.Tensor] = field(default_factory=dict)
-    fingerprint: str = ""
-    strategy: str = ""
-
-    @property
-    def low_rank(self) -> bool:
-        return bool(self.u)
-
-    def matrix(self, name: str) -> torch.Tensor:
-        """The (possibly rank-r) preconditioned query gradient as a dense [Q, O, I] tensor."""
-        if self.low_rank:
-            return self.u[name] @ self.v[name].transpose(1, 2)
-        return self.dense[name]
-
-    def save(self, path) -> None:
-        t = {f"dense/{m}": x for m, x in self.dense.items()}
-        t.update({f"u/{m}": x for m, x in self.u.items()})
-        t.update({f"v/{m}": x for m, x in self.v.items()})
-        save_tensors(
-            path,
-            t,
-            {
-                "kind": "queries",
-                "modules": self.modules,
-                "infos": [vars(i) for i in self.infos],
-                "n_queries": self.n_queries,
-                "rank": self.rank,
-                "fingerprint": self.fingerprint,
-                "strategy": self.strategy,
-            },
-        )
-
-    @classmethod
-    def load(cls, path) -> PreconditionedQueries:
-        t, meta = load_tensors(path)
-        pick = lambda pre: {k.split("/", 1)[1]: v for k, v in t.items() if k.startswith(pre + "/")}  # noqa: E731
-        infos = [ModuleInfo(**d) for d in meta["infos"]]
-        return cls(
-            meta["modules"],
-            infos,
-            meta["n_queries"],
-            meta["rank"],
-            pick("dense"),
-            pick("u"),
-            pick("v"),
-            meta["fingerprint"],
-            meta["strategy"],
-        )
 
 
 @dataclass
@@ -120,92 +61,6 @@ class Scores:
         return cls(
             t["total"], t.get("layers"), t.get("tokens"), meta["modules"], meta.get("meta", {})
         )
-
-
-# ----------------------------------------------------------------------------------------------
-def prepare_pass(model: nn.Module, factors: Factors, cfg: ScoreConfig, task: Task | None = None):
-    """Shared set-up of the scoring passes: fingerprint check, device/dtypes, context, hooks (with
-    ``task``'s forward pass and losses, default the causal LM)."""
-    if cfg.check_fingerprint:
-        check_factors(model, factors)
-    dev, cdt, acdt = setup_device(model, cfg.device, cfg.dtype)
-    tracker = Tracker(model, factors.modules, acdt, task)
-    if tracker.infos != factors.infos:
-        raise FactorMismatchError(
-            f"factors' module shapes {factors.infos} differ from the model's {tracker.infos}"
-        )
-    return dev, cdt, acdt, context_length(model), tracker
-
-
-def precondition_queries(
-    model: nn.Module,
-    factors: Factors,
-    query_batches: Iterable,
-    cfg: ScoreConfig | None = None,
-    *,
-    task: Task | None = None,
-) -> PreconditionedQueries:
-    """Query gradients (of the task's measurement: for the causal LM the summed CE over completion
-    tokens), preconditioned, optionally rank-r per module."""
-    cfg = cfg or ScoreConfig()
-    dev, cdt, acdt, ctx, tracker = prepare_pass(model, factors, cfg, task)
-    fac = factors.to(dev, cdt)
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in factors.modules}
-    nq = 0
-    with tracker:
-        for bi, raw in enumerate(iterate(query_batches, cfg.progress, "queries")):
-            batch = tracker.task.prepare_batch(raw, dev, ctx, "query", bi)
-            tracker.task.check_measurable(batch, "queries", bi, nq)
-            pairs = tracker.run(batch, cdt, sample_seed=None, what="query", index=bi, measure=True)
-            with torch.no_grad():
-                dqs = [g.transpose(1, 2) @ a for a, g in pairs]  # [B, O, I]
-                tracker.check(dqs, "query", bi)
-                for info, dq in zip(tracker.infos, dqs):
-                    chunks[info.name].append(fac.ihvp(info.name, dq))
-            nq += tracker.task.n_examples(batch)
-    if nq == 0:
-        raise ValueError("no query sequences given")
-    out = PreconditionedQueries(
-        factors.modules,
-        factors.infos,
-        nq,
-        cfg.rank,
-        fingerprint=factors.fingerprint,
-        strategy=factors.strategy,
-    )
-    for m in factors.modules:
-        p = torch.cat(chunks[m])
-        if cfg.rank is None:
-            out.dense[m] = p
-            continue
-        out.u[m], out.v[m] = low_rank(p, cfg.rank)
-        if cfg.rerank_topk is not None:
-            out.dense[m] = p
-    return out
-
-
-def low_rank(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best rank-r approximation P ≈ U Vᵀ of each P [Q, O, I] (truncated SVD), -> U [Q, O, r], V [Q, I, r].
-
-    Computed from the eigenvectors of the smaller Gram matrix (float64, one thread for small sizes,
-    see ``small_lapack``): with W the top-r eigenvectors of PᵀP (I <= O), P W Wᵀ is the truncated SVD;
-    U = P W carries the singular values, V = W. With O < I, from P Pᵀ: U = W, V = PᵀW (singular values in
-    V). No division by singular values, so exact also for rank-deficient P and r = min(O, I)."""
-    Q, O, I = p.shape
-    r = min(rank, O, I)
-    pd = p.double()
-    small_in = I <= O
-    gram = (
-        pd.transpose(1, 2) @ pd if small_in else pd @ pd.transpose(1, 2)
-    )  # [Q, k, k], k = min(O, I)
-    with small_lapack(gram.shape[-1], gram.device):
-        _, w = torch.linalg.eigh(gram)
-    w = w[..., -r:].flip(-1)  # top r, largest first
-    if small_in:
-        u, v = pd @ w, w
-    else:
-        u, v = w, pd.transpose(1, 2) @ w
-    return u.to(p.dtype).contiguous(), v.to(p.dtype).contiguous()
 
 
 def _plan(info: ModuleInfo, q: PreconditionedQueries, per_token: bool, contraction: str) -> str:
@@ -362,39 +217,17 @@ def score_training(
             raise ValueError(
                 "rerank_topk needs full-rank query gradients: precondition_queries with the same rerank_topk"
             )
-        k = min(cfg.rerank_topk, total.shape[1])
-        top = total.topk(k, dim=1).indices  # [Q,k]
-        want = torch.zeros(total.shape[1], dtype=torch.bool)
-        want[top.flatten()] = True
-        full_t, full_l, full_k = [], [], []
-        offset = 0
-        sel_batches = []
-        task = resolve_task(kw.get("task"))
-        for raw in train_batches:
-            n = task.n_examples(raw)
-            rows = want[offset : offset + n].nonzero().flatten()
-            if len(rows):
-                sel_batches.append(task.rows(raw, rows))
-            offset += n
-        idx = want.nonzero().flatten()
-        for sb in iter_scores(
-            model, factors, queries, sel_batches, cfg, task=task, _force_dense=True
-        ):
-            full_t.append(sb.total)
-            full_l.append(sb.layers)
-            if sb.tokens is not None:
-                full_k.append(sb.tokens)
-        ft, fl = torch.cat(full_t, 1), torch.cat(full_l, 1)
-        pos = torch.full((total.shape[1],), -1, dtype=torch.long)
-        pos[idx] = torch.arange(len(idx))
-        for qi in range(total.shape[0]):
-            cols = top[qi]
-            total[qi, cols] = ft[qi, pos[cols]]
-            lay[qi, cols] = fl[qi, pos[cols]]
-            if tok is not None:
-                fk = _pad_cat(full_k)
-                tok[qi, cols, : fk.shape[-1]] = fk[qi, pos[cols]]
-        meta["reranked_topk"] = k
+        meta["reranked_topk"] = _rerank_topk(
+            model,
+            factors,
+            queries,
+            train_batches,
+            cfg,
+            resolve_task(kw.get("task")),
+            total,
+            lay,
+            tok,
+        )
     return Scores(total, lay if cfg.per_layer else None, tok, list(factors.modules), meta)
 
 
@@ -426,3 +259,46 @@ def self_influence(
                     s += v
             out.append(s.float().cpu())
     return torch.cat(out)
+
+
+def _rerank_topk(
+    model: nn.Module,
+    factors: Factors,
+    queries: PreconditionedQueries,
+    train_batches: Iterable,
+    cfg: ScoreConfig,
+    task: Task,
+    total: torch.Tensor,
+    lay: torch.Tensor,
+    tok: torch.Tensor | None,
+) -> int:
+    """Re-score each query's top-``cfg.rerank_topk`` at full rank, in place; -> the k used."""
+    k = min(cfg.rerank_topk, total.shape[1])
+    top = total.topk(k, dim=1).indices  # [Q,k]
+    want = torch.zeros(total.shape[1], dtype=torch.bool)
+    want[top.flatten()] = True
+    offset, sel_batches = 0, []
+    for raw in train_batches:
+        n = task.n_examples(raw)
+        rows = want[offset : offset + n].nonzero().flatten()
+        if len(rows):
+            sel_batches.append(task.rows(raw, rows))
+        offset += n
+    idx = want.nonzero().flatten()
+    full_t, full_l, full_k = [], [], []
+    for sb in iter_scores(model, factors, queries, sel_batches, cfg, task=task, _force_dense=True):
+        full_t.append(sb.total)
+        full_l.append(sb.layers)
+        if sb.tokens is not None:
+            full_k.append(sb.tokens)
+    ft, fl = torch.cat(full_t, 1), torch.cat(full_l, 1)
+    pos = torch.full((total.shape[1],), -1, dtype=torch.long)
+    pos[idx] = torch.arange(len(idx))
+    for qi in range(total.shape[0]):
+        cols = top[qi]
+        total[qi, cols] = ft[qi, pos[cols]]
+        lay[qi, cols] = fl[qi, pos[cols]]
+        if tok is not None:
+            fk = _pad_cat(full_k)
+            tok[qi, cols, : fk.shape[-1]] = fk[qi, pos[cols]]
+    return k
