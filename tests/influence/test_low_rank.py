@@ -57,7 +57,7 @@ def test_eigenbasis_solve_equals_the_dense_ihvp(O, I):
 @pytest.mark.parametrize("O,I", [(24, 10), (10, 24)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 def test_rank_r_factors_match_the_truncated_svd(O, I, dtype, tol):
-    """Float32 (Gram in float32 for the eigenbasis, float64 for dense) against float64's SVD."""
+    """Float32 matrices (Gram in float64) against float64's SVD."""
     f64 = _factors(O, I, torch.float64)
     g = _gradients(5, O, I, 6, torch.float64)
     ref = _rank_r(f64.ihvp("m", g), 4)
