@@ -5,8 +5,8 @@ in one process (the machine's load moves by minutes; adjacent timings are what c
 
 ``before`` = query gradients, the dense EK-FAC solve ``Factors.ihvp`` and the float64-Gram rank-32
 SVD of both groups (``ekfac``, ``graddot``), as ``build_query_groups`` did up to commit f8fe77c;
-``after`` = ``build_query_groups`` now (solve kept in the eigenbasis, batched rotations, float32
-Gram for the EK-FAC group). Each timing is divided by the mean of the forward+backward baselines
+``after`` = ``build_query_groups`` now (solve kept in the eigenbasis, batched rotations, only the
+rank-r factors rotated back). Each timing is divided by the mean of the forward+backward baselines
 before and after it (over ``--baseline-batches`` training batches, scaled to ``--train-seqs``).
 Also printed: the largest difference of the two versions' scores (totals over the training
 sequences of the baselines, relative to the largest score) and whether the top-10 agree.
