@@ -29,34 +29,12 @@ from torch import nn
 from .arguments import DTYPES, RefineConfig, ScoreConfig
 from .factors import Factors
 from .pcg import Vectors, pcg
+from .preconditioned import query_gradients  # the one pass over the queries (re-exported)
 from .products import damped_operator, fit_examples
-from .scoring import PreconditionedQueries, low_rank, precondition_queries
+from .scoring import PreconditionedQueries, low_rank
 from .tasks import Task
 
 __all__ = ["RefineConfig", "RefinedQueries", "query_gradients", "refine_queries"]
-
-
-def query_gradients(
-    model: nn.Module,
-    factors: Factors,
-    query_batches: Iterable,
-    cfg: ScoreConfig,
-    *,
-    task: Task | None = None,
-) -> Vectors:
-    """Raw query gradients ∇f_q per module [Q, O, I] (the identity preconditioner's queries)."""
-    ident = Factors(
-        "identity",
-        factors.modules,
-        factors.infos,
-        {},
-        {},
-        {},
-        dict.fromkeys(factors.modules, 0.0),
-        factors.fingerprint,
-    )
-    raw = ScoreConfig(**{**cfg.to_dict(), "rank": None, "rerank_topk": None})
-    return precondition_queries(model, ident, query_batches, raw, task=task).dense
 
 
 @dataclass
@@ -118,7 +96,7 @@ def refine_queries(
         raise ValueError("refine_queries needs re-iterable fit_batches (a list): one pass per step")
     model_dtype = DTYPES[cfg.dtype]
     if gradients is None:
-        gradients = query_gradients(model, factors, query_batches, score_cfg, task=task)
+        gradients = query_gradients(model, factors, query_batches, score_cfg, task)
     b = {m: v.to(model_dtype) for m, v in gradients.items()}
     dev = next(model.parameters()).device
     fac = factors.to(dev, model_dtype)
