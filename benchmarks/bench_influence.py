@@ -406,6 +406,10 @@ def shard_job(args) -> dict:
     import resource
 
     from llm_influence.influence import Factors, make_batches
+    from llm_influence.utils.heap import fix_mmap_threshold
+
+    if not args.shard_job_default_heap:
+        fix_mmap_threshold()  # what score_shard does first
 
     def vm(key):
         with open("/proc/self/status") as f:
@@ -457,14 +461,17 @@ def run_memory(args, factors) -> list[dict]:
     with tempfile.TemporaryDirectory() as wd:
         path = os.path.join(wd, "factors")
         factors.save(path)
-        jobs = [(n, False) for n in args.memory_seqs] + [(min(args.memory_seqs), True)]
-        for n, baseline in jobs:
+        heaps = ["fixed", "default"] if args.memory_heap == "both" else [args.memory_heap]
+        jobs = [(n, False, h) for n in args.memory_seqs for h in heaps]
+        jobs += [(min(args.memory_seqs), True, h) for h in heaps]
+        for n, baseline, heap in jobs:
             cmd = [sys.executable, os.path.abspath(__file__), "--arch", args.arch,
                    "--d-model", str(args.d_model), "--d-ff", str(args.d_ff), "--vocab",
                    str(args.vocab), "--seq-len", str(args.seq_len), "--batch-size",
                    str(args.batch_size), "--threads", str(args.threads), "--device", args.device,
                    "--queries", str(args.memory_queries), "--shard-job", str(n),
-                   "--factors-file", path] + (["--shard-job-baseline"] if baseline else [])  # fmt: skip
+                   "--factors-file", path] + (["--shard-job-baseline"] if baseline else []) + (
+                   ["--shard-job-default-heap"] if heap == "default" else [])  # fmt: skip
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             stdout = proc.stdout.read()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -473,6 +480,7 @@ def run_memory(args, factors) -> list[dict]:
                 raise RuntimeError(f"shard job N={n} failed with exit code {proc.returncode}")
             row = json.loads(stdout.strip().splitlines()[-1].removeprefix("SHARDJOB "))
             row["peak_rss"] = usage.ru_maxrss * 1024
+            row["heap"] = heap
             row["peak_rss_minus_tables"] = row["peak_rss"] - row["tables_bytes"]
             row["peak_rss_minus_tables_and_input"] = (
                 row["peak_rss_minus_tables"] - row["input_bytes"]
@@ -480,7 +488,7 @@ def run_memory(args, factors) -> list[dict]:
             rows.append(row)
             mib = {k: round(v / 2**20, 1) for k, v in row.items() if k.endswith(("rss", "bytes",
                    "tables", "input", "scoring"))}  # fmt: skip
-            print(f"memory {row['job']} N={n}: {mib}, {row['seconds']}s", flush=True)
+            print(f"memory {row['job']} N={n} heap {heap}: {mib}, {row['seconds']}s", flush=True)
     return rows
 
 
@@ -765,6 +773,13 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--memory-queries", type=int, default=64, help="memory rows: queries")
     ap.add_argument(
+        "--memory-heap",
+        choices=["fixed", "default", "both"],
+        default="fixed",
+        help="memory rows: glibc heap as score_shard sets it (fixed mmap threshold), glibc's "
+        "default, or both side by side",
+    )
+    ap.add_argument(
         "--baseline-batches",
         type=int,
         default=8,
@@ -774,6 +789,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--shard-job", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--factors-file", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shard-job-baseline", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--shard-job-default-heap", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         args.fit_seqs, args.train_seqs = 64, 128

@@ -37,6 +37,7 @@ from llm_influence.influence import (
     fit_eigen_correction,
 )
 from llm_influence.models.loading import load_model, load_tokenizer
+from llm_influence.utils.heap import fix_mmap_threshold
 from llm_influence.workflow.context import StageContext
 
 
@@ -150,7 +151,9 @@ def assemble_factors(ctx: StageContext) -> dict[str, Any]:
 def score_shard(ctx: StageContext) -> dict[str, Any]:
     """One fused pass over one shard of the training set scores every query: the table's
     estimator (total, layer, token scores of each query's top-k), the gradient-dot baseline and,
-    with ``scores.refine_steps``, plain and PCG-refined EK-FAC side by side."""
+    with ``scores.refine_steps``, plain and PCG-refined EK-FAC side by side. The glibc mmap
+    threshold is fixed first so the job's memory stays flat in the shard's size."""
+    fix_mmap_threshold()
     cfg = ctx.section("scores")
     data = load_training_set(ctx.input["tokenized"])
     queries = read_queries(ctx.input["queries"])
